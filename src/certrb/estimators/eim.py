@@ -1,0 +1,105 @@
+"""E3 ``eim`` and E4 ``eim-stabilized``: residual norms through an EIM of x(mu).
+
+An EIM greedy over training coefficient vectors ``x(mu)`` (of the model and,
+so that nested sub-models are served too, of its sub-models, zero-padded)
+selects vectors ``q_j`` and magic indices ``k_j``. Offline, the residual of each
+``q_j``, ``s_j = sum_k (q_j)_k g_k``, is formed in the truth space and its Riesz
+representative X-orthonormalized: ``X^{-1} S = Psi R_s`` (so that
+``H = S^H X^{-1} S = R_s^H R_s``). Online, ``lambda = B^{-1} x[k]`` and
+``eps = ||R_s lambda||_2``. E4 computes the interpolation (greedy and online)
+iteratively so round-off does not accumulate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..eim import eim_greedy, interpolation_coefficients
+from ..residual import pad_coefficients
+from .base import OfflineData
+from .orthonormal import extend_factor
+from .truth import combine_components
+
+__all__ = ["EIMEstimator", "build", "build_stabilized"]
+
+
+@dataclass(frozen=True, eq=False)
+class EIMEstimator:
+    """Online E3/E4 data.
+
+    Attributes
+    ----------
+    vectors : ndarray, shape (m, K)
+        EIM basis vectors ``q_j``.
+    indices : ndarray of int, shape (m,)
+        Magic indices ``k_j``.
+    matrix : ndarray, shape (m, m)
+        Unit lower-triangular ``B``.
+    R : ndarray, shape (r, m)
+        Factor with ``H = R^H R``.
+    stabilized : bool
+    errors : ndarray
+        EIM greedy error history (max-norm remainders).
+
+    """
+
+    vectors: NDArray
+    indices: NDArray[np.intp]
+    matrix: NDArray
+    R: NDArray
+    stabilized: bool
+    errors: NDArray[np.float64]
+
+    @property
+    def name(self) -> str:
+        """``"eim-stabilized"`` or ``"eim"``."""
+        return "eim-stabilized" if self.stabilized else "eim"
+
+    @property
+    def n_terms(self) -> int:
+        """Number of interpolation terms m."""
+        return self.indices.size
+
+    def residual_norm(self, x: NDArray, n: int) -> NDArray[np.float64]:
+        """``||R B^{-1} x[k]||_2`` for x (n_mu, K_n), shape (n_mu,)."""
+        xp = pad_coefficients(x, self.vectors.shape[1])
+        lam = interpolation_coefficients(self.vectors, self.indices, self.matrix, xp, stabilized=self.stabilized)
+        y = lam @ self.R.T
+        return np.sqrt(np.einsum("mr,mr->m", y.conj(), y).real)
+
+    def arrays(self) -> dict[str, NDArray]:
+        """Arrays to save."""
+        return {"vectors": self.vectors, "indices": self.indices, "matrix": self.matrix, "R": self.R,
+                "stabilized": np.asarray(self.stabilized), "errors": self.errors}
+
+
+def _family(data: OfflineData, nested: bool) -> NDArray:
+    k = data.q_f + data.q_a * data.n_basis
+    sizes = range(1, data.n_basis + 1) if nested else [data.n_basis]
+    return np.concatenate([pad_coefficients(data.solve_reduced(data.train, n)[1], k) for n in sizes])  # type: ignore[operator]
+
+
+def _build(data: OfflineData, stabilized: bool) -> EIMEstimator:
+    opts = data.options.get("eim-stabilized" if stabilized else "eim", {})
+    family = _family(data, opts.get("nested", True))
+    basis = eim_greedy(family, max_terms=opts.get("max_terms"), rtol=opts.get("rtol"), stabilized=stabilized)
+    precision = "extended" if data.refine > 0 else "double"
+    S = combine_components(data.problem, data.basis, basis.vectors, precision=precision)
+    Z = data.problem.inner_product.riesz(S, refine=2 if data.refine > 0 else 0)  # type: ignore[attr-defined]
+    Z = np.asarray(Z, dtype=np.result_type(data.riesz.dtype, basis.vectors.dtype))
+    empty = np.zeros((Z.shape[0], 0), dtype=Z.dtype)
+    _, R = extend_factor(empty, np.zeros((0, 0), dtype=Z.dtype), Z, data.problem.inner_product)  # type: ignore[attr-defined]
+    return EIMEstimator(basis.vectors, basis.indices, basis.matrix, R, stabilized, basis.errors)
+
+
+def build(data: OfflineData) -> EIMEstimator:
+    """Build E3 (plain EIM). Options: ``nested`` (default True), ``max_terms``, ``rtol``."""
+    return _build(data, stabilized=False)
+
+
+def build_stabilized(data: OfflineData) -> EIMEstimator:
+    """Build E4 (stabilized EIM). Options as for :func:`build`."""
+    return _build(data, stabilized=True)

@@ -1,0 +1,168 @@
+"""Weak greedy construction of a reduced basis, driven by an error bound."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .errors import ShapeError
+from .estimators.base import check_name
+from .problem import Problem, check_stability
+from .reduce import OfflineBuilder
+from .rom import ReducedModel
+
+__all__ = ["GreedyResult", "GreedyStep", "weak_greedy"]
+
+log = logging.getLogger(__name__)
+
+_INCREMENTAL = ("expanded", "orthonormal")
+
+
+@dataclass(frozen=True)
+class GreedyStep:
+    """One greedy iteration.
+
+    Attributes
+    ----------
+    n : int
+        Basis size N before the step (the bound below is that of the size-N model).
+    mu : ndarray, shape (P,)
+        Parameter with the largest bound, whose snapshot is added next.
+    max_bound : float
+        Largest (relative, if requested) bound over the training set.
+    seconds : float
+        Wall time of the step.
+
+    """
+
+    n: int
+    mu: NDArray[np.float64]
+    max_bound: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class GreedyResult:
+    """Outcome of :func:`weak_greedy`.
+
+    Attributes
+    ----------
+    model : ReducedModel
+    history : list of GreedyStep
+    reason : str
+        ``"tolerance"``, ``"max_basis"`` or ``"in_span"`` (the chosen snapshot
+        was already in the span to round-off: the greedy cannot progress).
+
+    """
+
+    model: ReducedModel
+    history: list[GreedyStep]
+    reason: str
+
+    @property
+    def max_bounds(self) -> NDArray[np.float64]:
+        """Largest training bound per step, shape (len(history),)."""
+        return np.array([s.max_bound for s in self.history])
+
+
+def weak_greedy(
+    problem: Problem,
+    train: ArrayLike,
+    *,
+    tol: float,
+    max_basis: int,
+    estimator: str = "orthonormal",
+    relative: bool = True,
+    estimators: tuple[str, ...] | None = None,
+    refine: int = 1,
+    rng=None,
+    options: Mapping | None = None,
+    callback: Callable[[GreedyStep], None] | None = None,
+) -> GreedyResult:
+    """Weak greedy: repeatedly add the truth snapshot where the bound is largest.
+
+    Parameters
+    ----------
+    problem : Problem
+    train : array_like, shape (n_train, P)
+        Training parameters.
+    tol : float
+        Stop once the largest training bound is at most ``tol``.
+    max_basis : int
+        Largest basis size N.
+    estimator : str
+        Estimator driving the greedy. ``expanded`` and ``orthonormal`` are
+        updated incrementally; the interpolation-based ones are rebuilt each step.
+    relative : bool
+        Use ``bound / ||u_N||_V`` rather than the absolute bound.
+    estimators : tuple of str, optional
+        Estimators attached to the final model (default: ``(estimator,)``).
+    refine : int
+        Extended-precision refinement steps of offline Riesz solves.
+    rng : Generator, int or None
+        For the interpolation-based estimators' random choices.
+    options : mapping, optional
+        Per-estimator options.
+    callback : callable, optional
+        Called with each :class:`GreedyStep` (progress reporting).
+
+    Returns
+    -------
+    GreedyResult
+
+    """
+    check_name(estimator)
+    mus = problem.parameter_space.validate(train, name="train")
+    if int(max_basis) != max_basis or max_basis < 1:
+        raise ShapeError(f"max_basis must be a positive integer; got {max_basis!r}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be non-negative; got {tol!r}")
+    gen = np.random.default_rng(rng)
+    beta = check_stability(problem.stability(mus), mus.shape[0])
+    builder = OfflineBuilder(problem, refine=refine)
+    history: list[GreedyStep] = []
+    reason = "max_basis"
+    i_next = int(np.argmax(np.linalg.norm(problem.rhs.assemble(mus), axis=1)))
+    while True:
+        t0 = time.perf_counter()
+        if builder.n_basis == 0:
+            worst, i_max = np.inf, i_next
+        else:
+            bounds = _train_bounds(builder, mus, beta, estimator, relative, gen, options)
+            i_max = int(np.argmax(bounds))
+            worst = float(bounds[i_max])
+        step = GreedyStep(builder.n_basis, mus[i_max].copy(), worst, 0.0)
+        if worst <= tol:
+            reason = "tolerance"
+        elif builder.n_basis >= max_basis:
+            reason = "max_basis"
+        elif builder.add_snapshots(problem.solve(mus[i_max:i_max + 1]).T) == 0:
+            reason = "in_span"
+        else:
+            reason = ""
+        step = GreedyStep(step.n, step.mu, step.max_bound, time.perf_counter() - t0)
+        history.append(step)
+        log.info("greedy N=%d max bound %.3e", step.n, step.max_bound)
+        if callback is not None:
+            callback(step)
+        if reason:
+            break
+    final = estimators if estimators is not None else (estimator,)
+    model = builder.model(final, default=estimator if estimator in final else None, train=mus, rng=gen,
+                          options=options)
+    return GreedyResult(model, history, reason)
+
+
+def _train_bounds(builder: OfflineBuilder, mus: NDArray, beta: NDArray, name: str, relative: bool, gen,
+                  options) -> NDArray[np.float64]:
+    est = builder.estimator(name, train=mus, rng=gen, options=options)
+    c, x = builder.solve_reduced(mus, builder.n_basis)
+    bound = est.residual_norm(x, builder.n_basis) / beta
+    if relative:
+        bound = bound / np.maximum(np.linalg.norm(c, axis=1), np.finfo(float).tiny)
+    return bound

@@ -1,0 +1,203 @@
+"""The truth model: an affine problem ``A(mu) u = f(mu)`` with its inner product."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from numpy.typing import ArrayLike, NDArray
+
+from .affine import AffineFunctional, AffineOperator
+from .errors import ShapeError, StabilityError
+from .innerproduct import InnerProduct
+from .parameters import ParameterSpace
+from .stability import MinTheta, StabilityCallable
+
+__all__ = ["Problem", "check_stability"]
+
+_CACHE_SIZE = 8
+
+
+def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
+    """Check the output of a stability lower bound: shape (n_mu,), finite, positive."""
+    arr = np.asarray(values, dtype=float)
+    if arr.shape != (n_mu,):
+        raise StabilityError(f"stability must return shape ({n_mu},); got {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise StabilityError("stability lower bound must be finite and positive for every parameter")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """An affinely parametrized linear problem ``A(mu) u = f(mu)`` (the truth model).
+
+    Parameters
+    ----------
+    operator : AffineOperator
+        ``A(mu)``, size n_h.
+    rhs : AffineFunctional
+        ``f(mu)``, size n_h.
+    inner_product : sparse matrix or InnerProduct, shape (n_h, n_h)
+        Hermitian positive definite Gram matrix ``X`` of the truth space.
+    parameter_space : ParameterSpace
+    stability : MinTheta or callable
+        ``MinTheta(mu_ref)`` or a callable ``mus (n_mu, P) -> (n_mu,)`` returning
+        lower bounds of the coercivity / inf-sup constant w.r.t. ``X``.
+    output : AffineFunctional, optional
+        ``l(mu)``; the output is ``s(mu) = l(mu)^H u(mu)``.
+
+    Notes
+    -----
+    Factorizations of ``A(mu)`` are kept for the last 8 distinct coefficient
+    vectors, so solving again at a parameter (or one with the same ``theta``)
+    reuses them.
+
+    """
+
+    operator: AffineOperator
+    rhs: AffineFunctional
+    inner_product: InnerProduct
+    parameter_space: ParameterSpace
+    stability: StabilityCallable
+    output: AffineFunctional | None = None
+    _cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _ext_terms: dict = field(default_factory=dict, repr=False)
+
+    def __init__(
+        self,
+        operator: AffineOperator,
+        rhs: AffineFunctional,
+        inner_product: sp.spmatrix | InnerProduct,
+        parameter_space: ParameterSpace,
+        stability: MinTheta | Callable = None,  # type: ignore[assignment]
+        output: AffineFunctional | None = None,
+    ) -> None:
+        if not isinstance(operator, AffineOperator):
+            raise TypeError(f"operator must be an AffineOperator; got {type(operator).__name__}")
+        if not isinstance(rhs, AffineFunctional):
+            raise TypeError(f"rhs must be an AffineFunctional; got {type(rhs).__name__}")
+        if not isinstance(parameter_space, ParameterSpace):
+            raise TypeError("parameter_space must be a ParameterSpace")
+        ip = inner_product if isinstance(inner_product, InnerProduct) else InnerProduct(inner_product)
+        n = operator.size
+        for name, size in (("rhs", rhs.size), ("inner_product", ip.size)):
+            if size != n:
+                raise ShapeError(f"{name} has size {size}; the operator has size {n}")
+        if output is not None and (not isinstance(output, AffineFunctional) or output.size != n):
+            raise ShapeError(f"output must be an AffineFunctional of size {n}")
+        if isinstance(stability, MinTheta):
+            mu_ref = parameter_space.validate(stability.mu_ref, name="MinTheta.mu_ref")
+            stability = stability.bind(operator, ip.matrix, mu_ref)
+        elif not callable(stability):
+            raise TypeError("stability must be MinTheta(mu_ref) or a callable mus -> (n_mu,) lower bounds")
+        for key, value in (("operator", operator), ("rhs", rhs), ("inner_product", ip),
+                           ("parameter_space", parameter_space), ("stability", stability),
+                           ("output", output), ("_cache", OrderedDict()), ("_ext_terms", {})):
+            object.__setattr__(self, key, value)
+
+    @property
+    def size(self) -> int:
+        """Truth dimension n_h."""
+        return self.operator.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Scalar type of the truth solutions (float64 or complex128)."""
+        return np.result_type(self.operator.dtype, self.rhs.dtype)
+
+    def stability_lower_bound(self, mus: ArrayLike) -> NDArray[np.float64]:
+        """Stability lower bounds for a batch, shape (n_mu,)."""
+        m = self.parameter_space.validate(mus)
+        return check_stability(self.stability(m), m.shape[0])
+
+    def _factor(self, theta_row: NDArray) -> spla.SuperLU:
+        key = theta_row.tobytes()
+        lu = self._cache.get(key)
+        if lu is None:
+            lu = spla.splu(self.operator.assemble(theta_row))
+            self._cache[key] = lu
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return lu
+
+    def solve(self, mus: ArrayLike, *, refine: int = 0) -> NDArray:
+        """Truth solutions ``u(mu)`` by a sparse direct solver.
+
+        Parameters
+        ----------
+        mus : array_like, shape (n_mu, P)
+        refine : int
+            Iterative-refinement steps with residuals accumulated in extended
+            precision (numpy.longdouble); with ``refine > 0`` the solutions are
+            returned in extended precision.
+
+        Returns
+        -------
+        U : ndarray, shape (n_mu, n_h)
+
+        """
+        m = self.parameter_space.validate(mus)
+        theta = self.operator.theta(m)
+        F = self.rhs.assemble(m)
+        dtype = np.result_type(self.dtype, theta.dtype)
+        out = np.empty((m.shape[0], self.size), dtype=_extended(dtype) if refine > 0 else dtype)
+        for i in range(m.shape[0]):
+            lu = self._factor(theta[i])
+            u = _lu_solve(lu, F[i].astype(dtype))
+            if refine > 0:
+                u = self._refine(lu, theta[i], F[i], u, refine)
+            out[i] = u
+        return out
+
+    def _refine(self, lu: spla.SuperLU, theta_row: NDArray, f: NDArray, u: NDArray, steps: int) -> NDArray:
+        ext = _extended(np.result_type(u.dtype, theta_row.dtype))
+        u = u.astype(ext)
+        for _ in range(steps):
+            r = self.residual_extended(theta_row, f, u)
+            u = u + _lu_solve(lu, r)
+        return u
+
+    def residual_extended(self, theta_row: NDArray, f: NDArray, u: NDArray) -> NDArray:
+        """Residual ``f - sum_q theta_q A_q u`` accumulated in extended precision.
+
+        Parameters
+        ----------
+        theta_row : ndarray, shape (Q,)
+        f : ndarray, shape (n_h,)
+        u : ndarray, shape (n_h,) or (n_h, k)
+
+        Returns
+        -------
+        r : ndarray, same shape as ``u``, numpy.longdouble or clongdouble
+
+        """
+        ext = _extended(np.result_type(u.dtype, theta_row.dtype, f.dtype, self.operator.dtype))
+        u = u.astype(ext, copy=False)
+        r = np.broadcast_to(f.astype(ext).reshape((-1,) + (1,) * (u.ndim - 1)), u.shape).copy()
+        for t, a in zip(theta_row, self._extended_terms(ext), strict=True):
+            r = r - ext(t) * (a @ u)
+        return r
+
+    def _extended_terms(self, ext: type) -> tuple[sp.csr_matrix, ...]:
+        if ext not in self._ext_terms:
+            self._ext_terms[ext] = tuple(a.astype(ext) for a in self.operator.terms)
+        return self._ext_terms[ext]
+
+
+def _extended(dtype: np.dtype) -> type:
+    return np.clongdouble if np.issubdtype(dtype, np.complexfloating) else np.longdouble
+
+
+def _lu_solve(lu: spla.SuperLU, b: NDArray) -> NDArray:
+    complex_b = np.iscomplexobj(b)
+    bd = b.astype(np.complex128 if complex_b else np.float64)
+    if complex_b and lu.L.dtype.kind != "c":
+        return lu.solve(np.ascontiguousarray(bd.real)) + 1j * lu.solve(np.ascontiguousarray(bd.imag))
+    return lu.solve(bd)

@@ -1,0 +1,227 @@
+"""The reduced model: frozen small arrays and batched online evaluation.
+
+Nothing here touches an n_h-sized array except :meth:`ReducedModel.reconstruct`,
+which lifts coefficients back to the truth space when the basis is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .affine import Coefficients, evaluate_coefficients
+from .errors import EstimatorError, ShapeError
+from .estimators.base import Estimator, check_name
+from .parameters import ParameterSpace
+from .problem import check_stability
+from .residual import residual_coefficients
+
+__all__ = ["OnlineResult", "ReducedModel", "ReducedOutput", "reduced_solve"]
+
+
+def reduced_solve(A_N: NDArray, f_N: NDArray, theta: NDArray, phi: NDArray, n: int) -> tuple[NDArray, NDArray]:
+    """Batched Galerkin solves of the nested sub-model of size ``n``.
+
+    Parameters
+    ----------
+    A_N : ndarray, shape (Q_a, N, N)
+    f_N : ndarray, shape (Q_f, N)
+    theta : ndarray, shape (n_mu, Q_a)
+    phi : ndarray, shape (n_mu, Q_f)
+    n : int
+        Sub-model size, ``1 <= n <= N``.
+
+    Returns
+    -------
+    c : ndarray, shape (n_mu, n)
+        Reduced coefficients.
+    x : ndarray, shape (n_mu, Q_f + Q_a n)
+        Residual coefficients.
+
+    """
+    A = np.einsum("mq,qij->mij", theta, A_N[:, :n, :n])
+    f = phi @ f_N[:, :n]
+    try:
+        c = np.linalg.solve(A, f[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError as exc:
+        raise np.linalg.LinAlgError("a reduced system is singular (is the problem stable here?)") from exc
+    return c, residual_coefficients(phi, theta, c)
+
+
+@dataclass(frozen=True, eq=False)
+class ReducedOutput:
+    """Reduced data of an output ``s(mu) = l(mu)^H u(mu)``.
+
+    Attributes
+    ----------
+    coefficients : callable
+        ``(n_mu, P) -> (n_mu, Q_l)``.
+    l_N : ndarray, shape (Q_l, N)
+        ``V^H l_p``.
+    dual_gram : ndarray, shape (Q_l, Q_l)
+        ``l_p^H X^{-1} l_q``, for ``||l(mu)||_{V'}``.
+
+    """
+
+    coefficients: Coefficients
+    l_N: NDArray
+    dual_gram: NDArray
+
+
+@dataclass(frozen=True, eq=False)
+class OnlineResult:
+    """Batched online evaluation.
+
+    Attributes
+    ----------
+    coefficients : ndarray, shape (n_mu, n)
+        Reduced coefficients (the basis is X-orthonormal, so ``||u_N||_V = ||c||_2``).
+    residual_norm : ndarray, shape (n_mu,)
+        Estimated ``||r(mu)||_{V'}``.
+    stability : ndarray, shape (n_mu,)
+        Stability lower bounds ``beta_LB(mu)``.
+    bound : ndarray, shape (n_mu,)
+        Error bound ``residual_norm / stability`` on ``||u - u_N||_V``.
+    relative_bound : ndarray, shape (n_mu,)
+        ``bound / ||u_N||_V``.
+    output, output_bound : ndarray, shape (n_mu,), or None
+        ``s_N(mu) = l(mu)^H u_N(mu)`` and the bound ``||l(mu)||_{V'} * bound``.
+    estimator : str
+    n : int
+
+    """
+
+    coefficients: NDArray
+    residual_norm: NDArray[np.float64]
+    stability: NDArray[np.float64]
+    bound: NDArray[np.float64]
+    relative_bound: NDArray[np.float64]
+    output: NDArray | None
+    output_bound: NDArray[np.float64] | None
+    estimator: str
+    n: int
+
+
+@dataclass(frozen=True, eq=False)
+class ReducedModel:
+    """A certified reduced model.
+
+    Attributes
+    ----------
+    parameter_space : ParameterSpace
+    operator_coefficients, rhs_coefficients : callable
+        ``theta`` and ``phi``: (n_mu, P) -> (n_mu, Q_a), (n_mu, Q_f).
+    A_N : ndarray, shape (Q_a, N, N)
+    f_N : ndarray, shape (Q_f, N)
+    stability : callable
+        ``(n_mu, P) -> (n_mu,)`` positive lower bounds.
+    estimators : mapping str -> Estimator
+    default_estimator : str
+    output : ReducedOutput or None
+    basis : ndarray, shape (n_h, N), or None
+        X-orthonormal basis, unless the model was saved online-only.
+
+    """
+
+    parameter_space: ParameterSpace
+    operator_coefficients: Coefficients
+    rhs_coefficients: Coefficients
+    A_N: NDArray
+    f_N: NDArray
+    stability: Callable[[NDArray[np.float64]], NDArray[np.float64]]
+    estimators: Mapping[str, Estimator]
+    default_estimator: str
+    output: ReducedOutput | None = None
+    basis: NDArray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.A_N.ndim != 3 or self.A_N.shape[1:] != (self.n_basis, self.n_basis):
+            raise ShapeError(f"A_N must have shape (Q_a, N, N); got {self.A_N.shape}")
+        if self.f_N.ndim != 2 or self.f_N.shape[1] != self.n_basis:
+            raise ShapeError(f"f_N must have shape (Q_f, {self.n_basis}); got {self.f_N.shape}")
+        if self.default_estimator not in self.estimators:
+            raise EstimatorError(f"default_estimator {self.default_estimator!r} is not attached")
+
+    @property
+    def n_basis(self) -> int:
+        """Reduced dimension N."""
+        return self.A_N.shape[1]
+
+    def _sizes(self, n: int | None) -> int:
+        if n is None:
+            return self.n_basis
+        if int(n) != n or not 1 <= n <= self.n_basis:
+            raise ShapeError(f"n must be an integer in [1, {self.n_basis}]; got {n!r}")
+        return int(n)
+
+    def _estimator(self, name: str | None) -> Estimator:
+        name = self.default_estimator if name is None else check_name(name)
+        if name not in self.estimators:
+            raise EstimatorError(f"estimator {name!r} is not attached to this model; attached: {sorted(self.estimators)}")
+        return self.estimators[name]
+
+    def solve(self, mus: ArrayLike, *, n: int | None = None) -> NDArray:
+        """Reduced coefficients only, shape (n_mu, n)."""
+        m = self.parameter_space.validate(mus)
+        return self._solve(m, self._sizes(n))[0]
+
+    def _solve(self, m: NDArray, n: int) -> tuple[NDArray, NDArray]:
+        theta = evaluate_coefficients(self.operator_coefficients, m, self.A_N.shape[0], "operator")
+        phi = evaluate_coefficients(self.rhs_coefficients, m, self.f_N.shape[0], "rhs")
+        return reduced_solve(self.A_N, self.f_N, theta, phi, n)
+
+    def evaluate(self, mus: ArrayLike, *, estimator: str | None = None, n: int | None = None) -> OnlineResult:
+        """Solve the reduced problem and certify it, for a batch of parameters.
+
+        Parameters
+        ----------
+        mus : array_like, shape (n_mu, P) or (P,)
+        estimator : str, optional
+            Residual-norm estimator name (default: the model's default).
+        n : int, optional
+            Evaluate the nested sub-model of the first ``n`` basis vectors.
+
+        Returns
+        -------
+        OnlineResult
+
+        """
+        m = self.parameter_space.validate(mus)
+        n = self._sizes(n)
+        est = self._estimator(estimator)
+        c, x = self._solve(m, n)
+        eps = est.residual_norm(x, n)
+        beta = check_stability(self.stability(m), m.shape[0])
+        bound = eps / beta
+        norm_u = np.linalg.norm(c, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(norm_u > 0, bound / norm_u, np.inf)
+        out = out_bound = None
+        if self.output is not None:
+            psi = evaluate_coefficients(self.output.coefficients, m, self.output.l_N.shape[0], "output")
+            l_red = psi @ self.output.l_N[:, :n]
+            out = np.einsum("mi,mi->m", l_red.conj(), c)
+            l_norm2 = np.einsum("mp,pq,mq->m", psi.conj(), self.output.dual_gram, psi).real
+            out_bound = np.sqrt(np.maximum(l_norm2, 0.0)) * bound
+        return OnlineResult(c, eps, beta, bound, rel, out, out_bound, est.name, n)
+
+    def reconstruct(self, coefficients: ArrayLike) -> NDArray:
+        """Truth vectors ``V[:, :n] c`` for coefficients (n_mu, n), n <= N; shape (n_mu, n_h)."""
+        if self.basis is None:
+            raise ShapeError("this model was saved without its basis; reconstruct needs it")
+        c = np.asarray(coefficients)
+        if c.ndim == 1:
+            c = c[None, :]
+        if c.ndim != 2 or not 1 <= c.shape[1] <= self.n_basis:
+            raise ShapeError(f"coefficients must have shape (n_mu, n) with 1 <= n <= {self.n_basis}; got {c.shape}")
+        return c @ self.basis[:, : c.shape[1]].T
+
+    def with_estimators(self, estimators: Mapping[str, Estimator], default: str | None = None) -> ReducedModel:
+        """A copy with more (or replaced) estimators attached."""
+        merged = {**self.estimators, **estimators}
+        return ReducedModel(self.parameter_space, self.operator_coefficients, self.rhs_coefficients, self.A_N,
+                            self.f_N, self.stability, merged, default or self.default_estimator, self.output,
+                            self.basis)
