@@ -36,6 +36,10 @@ def unit_stability(mus):
     return np.ones(mus.shape[0])
 
 
+def complex_output(mus):
+    return np.ones((mus.shape[0], 1))
+
+
 def make_complex_problem(n_elements: int = 60) -> certrb.Problem:
     """``-u'' + (mu1 + i mu2) u = 1 + i mu2 x`` on (0, 1), mu in [0, 10] x [0, 50].
 
@@ -50,7 +54,7 @@ def make_complex_problem(n_elements: int = 60) -> certrb.Problem:
         K,
         space,
         stability=unit_stability,
-        output=certrb.AffineFunctional([F], lambda mus: np.ones((mus.shape[0], 1))),
+        output=certrb.AffineFunctional([F], complex_output),
     )
 
 

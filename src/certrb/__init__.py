@@ -50,6 +50,7 @@ __all__ = [
     "save",
     "true_error",
     "truth_residual_norm",
+    "weak_greedy",
 ]
 
 __version__ = "0.1.0"

@@ -48,7 +48,7 @@ def qr_extend(
     if basis.ndim != 2 or vectors.ndim != 2 or basis.shape[0] != vectors.shape[0]:
         raise ShapeError(f"basis (n_h, N) and vectors (n_h, k) must share n_h; got {basis.shape}, {vectors.shape}")
     X = inner_product.matrix
-    dtype = np.result_type(basis.dtype, vectors.dtype)
+    dtype = np.result_type(basis.dtype, vectors.dtype, X.dtype)
     Q = basis.astype(dtype, copy=True)
     n0, k = Q.shape[1], vectors.shape[1]
     W = vectors.astype(dtype, copy=True)

@@ -72,19 +72,34 @@ def interpolation_coefficients(
     lam = sla.solve_triangular(matrix, x[:, indices].T, lower=True, unit_diagonal=True).T
     if not stabilized:
         return lam
-    rem = x - lam @ vectors
+    _, d_lam = _refine_remainder(vectors, indices, matrix, x - lam @ vectors)
+    return lam + d_lam
+
+
+def _refine_remainder(vectors: NDArray, indices: NDArray, matrix: NDArray, rem: NDArray) -> tuple[NDArray, NDArray]:
+    """Re-interpolate remainders (n, K) and subtract, row by row while their max-norm decreases.
+
+    Returns
+    -------
+    rem : ndarray, shape (n, K)
+        Refined remainders.
+    d_lam : ndarray, shape (n, m)
+        Total correction of the interpolation coefficients.
+
+    """
+    rem = rem.copy()
+    total = np.zeros((rem.shape[0], indices.size), dtype=np.result_type(rem.dtype, vectors.dtype))
     norm = np.max(np.abs(rem), axis=1)
     for _ in range(_MAX_SWEEPS):
         d_lam = sla.solve_triangular(matrix, rem[:, indices].T, lower=True, unit_diagonal=True).T
-        new_rem = rem - d_lam @ vectors
-        new_norm = np.max(np.abs(new_rem), axis=1)
+        new = rem - d_lam @ vectors
+        new_norm = np.max(np.abs(new), axis=1)
         better = new_norm < norm
         if not np.any(better):
             break
-        lam[better] += d_lam[better]
-        rem[better] = new_rem[better]
-        norm[better] = new_norm[better]
-    return lam
+        rem[better], norm[better] = new[better], new_norm[better]
+        total[better] += d_lam[better]
+    return rem, total
 
 
 def eim_greedy(
@@ -109,7 +124,12 @@ def eim_greedy(
     EIMBasis
 
     """
-    n_train, k = family.shape
+    family = np.asarray(family)
+    if family.ndim != 2 or family.shape[1] == 0:
+        raise ValueError(f"family must have shape (n_train, K) with K >= 1; got {family.shape}")
+    if not np.all(np.isfinite(family)):
+        raise ValueError("family contains NaN or infinite values")
+    k = family.shape[1]
     m_max = k if max_terms is None else min(int(max_terms), k)
     tol = (10 * k * np.finfo(float).eps if rtol is None else rtol) * float(np.max(np.abs(family), initial=0.0))
     vectors = np.zeros((0, k), dtype=family.dtype)
@@ -131,6 +151,7 @@ def eim_greedy(
         indices = np.append(indices, j)
         matrix = vectors[:, indices].T.copy()
         selected.append(i)
-        lam = interpolation_coefficients(vectors, indices, matrix, family, stabilized=stabilized)
-        rem = family - lam @ vectors
+        rem -= rem[:, j:j + 1] * q  # Newton update: zero at the new magic index
+        if stabilized:
+            rem = _refine_remainder(vectors, indices, matrix, rem)[0]
     return EIMBasis(vectors, indices, matrix, np.asarray(errors), np.asarray(selected, dtype=np.intp), stabilized)

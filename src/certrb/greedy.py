@@ -12,9 +12,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from .errors import ShapeError
 from .estimators.base import check_name
-from .problem import Problem, check_stability
+from .problem import Problem
 from .reduce import OfflineBuilder
-from .rom import ReducedModel
+from .rom import ReducedModel, check_stability
 
 __all__ = ["GreedyResult", "GreedyStep", "weak_greedy"]
 

@@ -155,8 +155,13 @@ class ParameterSpace:
 
         """
         try:
-            arr = np.asarray(mus, dtype=float)
+            raw = np.asarray(mus)
+            if np.iscomplexobj(raw):
+                raise ParameterError(f"{name} must be real; got a complex array")
+            arr = raw.astype(float)
         except (TypeError, ValueError) as exc:
+            if isinstance(exc, ParameterError):
+                raise
             raise ParameterError(f"{name} must be a real array of shape (n_mu, {self.dim})") from exc
         if arr.ndim == 1 and arr.shape[0] == self.dim:
             arr = arr[None, :]

@@ -12,24 +12,15 @@ import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
 from .affine import AffineFunctional, AffineOperator
-from .errors import ShapeError, StabilityError
+from .errors import ShapeError
 from .innerproduct import InnerProduct
 from .parameters import ParameterSpace
+from .rom import check_stability
 from .stability import MinTheta, StabilityCallable
 
-__all__ = ["Problem", "check_stability"]
+__all__ = ["Problem"]
 
 _CACHE_SIZE = 8
-
-
-def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
-    """Check the output of a stability lower bound: shape (n_mu,), finite, positive."""
-    arr = np.asarray(values, dtype=float)
-    if arr.shape != (n_mu,):
-        raise StabilityError(f"stability must return shape ({n_mu},); got {arr.shape}")
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise StabilityError("stability lower bound must be finite and positive for every parameter")
-    return arr
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +58,7 @@ class Problem:
     output: AffineFunctional | None = None
     _cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _ext_terms: dict = field(default_factory=dict, repr=False)
+    _dtype: np.dtype = field(default=np.dtype(np.float64), repr=False)
 
     def __init__(
         self,
@@ -88,14 +80,18 @@ class Problem:
         for name, size in (("rhs", rhs.size), ("inner_product", ip.size)):
             if size != n:
                 raise ShapeError(f"{name} has size {size}; the operator has size {n}")
-        if output is not None and (not isinstance(output, AffineFunctional) or output.size != n):
-            raise ShapeError(f"output must be an AffineFunctional of size {n}")
+        if output is not None and not isinstance(output, AffineFunctional):
+            raise TypeError(f"output must be an AffineFunctional; got {type(output).__name__}")
+        if output is not None and output.size != n:
+            raise ShapeError(f"output has size {output.size}; the operator has size {n}")
         if isinstance(stability, MinTheta):
             mu_ref = parameter_space.validate(stability.mu_ref, name="MinTheta.mu_ref")
             stability = stability.bind(operator, ip.matrix, mu_ref)
         elif not callable(stability):
             raise TypeError("stability must be MinTheta(mu_ref) or a callable mus -> (n_mu,) lower bounds")
-        for key, value in (("operator", operator), ("rhs", rhs), ("inner_product", ip),
+        center = ((parameter_space.lower + parameter_space.upper) / 2)[None, :]
+        dtype = np.result_type(operator.dtype, rhs.dtype, operator.theta(center).dtype, rhs.theta(center).dtype)
+        for key, value in (("_dtype", dtype), ("operator", operator), ("rhs", rhs), ("inner_product", ip),
                            ("parameter_space", parameter_space), ("stability", stability),
                            ("output", output), ("_cache", OrderedDict()), ("_ext_terms", {})):
             object.__setattr__(self, key, value)
@@ -107,8 +103,8 @@ class Problem:
 
     @property
     def dtype(self) -> np.dtype:
-        """Scalar type of the truth solutions (float64 or complex128)."""
-        return np.result_type(self.operator.dtype, self.rhs.dtype)
+        """Scalar type of the truth solutions: complex128 if any term or coefficient is complex."""
+        return self._dtype
 
     def stability_lower_bound(self, mus: ArrayLike) -> NDArray[np.float64]:
         """Stability lower bounds for a batch, shape (n_mu,)."""
@@ -146,7 +142,7 @@ class Problem:
         m = self.parameter_space.validate(mus)
         theta = self.operator.theta(m)
         F = self.rhs.assemble(m)
-        dtype = np.result_type(self.dtype, theta.dtype)
+        dtype = np.result_type(self.dtype, theta.dtype, F.dtype)
         out = np.empty((m.shape[0], self.size), dtype=_extended(dtype) if refine > 0 else dtype)
         for i in range(m.shape[0]):
             lu = self._factor(theta[i])

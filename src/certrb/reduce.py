@@ -104,7 +104,9 @@ class OfflineBuilder:
         phi = self.problem.rhs.theta(mus)
         return reduced_solve(self.A_N, self.f_N, theta, phi, n)
 
-    def estimator(self, name: str, *, train: NDArray | None = None, rng=None, options: Mapping | None = None) -> Estimator:
+    def estimator(
+        self, name: str, *, train: NDArray | None = None, rng=None, options: Mapping | None = None
+    ) -> Estimator:
         """Build (or read off the incremental state) the named estimator for the current basis."""
         check_name(name)
         if self.n_basis == 0:

@@ -13,13 +13,22 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .affine import Coefficients, evaluate_coefficients
-from .errors import EstimatorError, ShapeError
+from .errors import EstimatorError, ShapeError, StabilityError
 from .estimators.base import Estimator, check_name
 from .parameters import ParameterSpace
-from .problem import check_stability
 from .residual import residual_coefficients
 
-__all__ = ["OnlineResult", "ReducedModel", "ReducedOutput", "reduced_solve"]
+__all__ = ["OnlineResult", "ReducedModel", "ReducedOutput", "check_stability", "reduced_solve"]
+
+
+def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
+    """Check the output of a stability lower bound: shape (n_mu,), finite, positive."""
+    arr = np.asarray(values, dtype=float)
+    if arr.shape != (n_mu,):
+        raise StabilityError(f"stability must return shape ({n_mu},); got {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise StabilityError("stability lower bound must be finite and positive for every parameter")
+    return arr
 
 
 def reduced_solve(A_N: NDArray, f_N: NDArray, theta: NDArray, phi: NDArray, n: int) -> tuple[NDArray, NDArray]:
@@ -160,7 +169,8 @@ class ReducedModel:
     def _estimator(self, name: str | None) -> Estimator:
         name = self.default_estimator if name is None else check_name(name)
         if name not in self.estimators:
-            raise EstimatorError(f"estimator {name!r} is not attached to this model; attached: {sorted(self.estimators)}")
+            attached = sorted(self.estimators)
+            raise EstimatorError(f"estimator {name!r} is not attached to this model; attached: {attached}")
         return self.estimators[name]
 
     def solve(self, mus: ArrayLike, *, n: int | None = None) -> NDArray:

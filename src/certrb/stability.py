@@ -16,6 +16,8 @@ from .errors import StabilityError
 
 __all__ = ["MinTheta", "MinThetaBound", "coercivity_constant"]
 
+_DENSE_LIMIT = 3000
+
 StabilityCallable = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 
 
@@ -23,8 +25,14 @@ def coercivity_constant(matrix: sp.spmatrix, inner_product: sp.spmatrix) -> floa
     """Coercivity constant ``min_v Re(v^H A v) / (v^H X v)`` of one matrix.
 
     Computed as the smallest generalized eigenvalue of the Hermitian part of
-    ``A`` with respect to ``X`` (dense ``eigh`` below 400 unknowns, otherwise
-    ``eigsh`` in shift-invert mode around 0).
+    ``A`` with respect to ``X``: dense ``eigh`` up to 3000 unknowns, otherwise
+    ``eigsh`` in shift-invert mode around 0, whose answer is then checked with
+    the inertia of ``H - s X`` (no eigenvalue may lie below it).
+
+    Raises
+    ------
+    StabilityError
+        If eigsh does not converge or its answer is not the smallest eigenvalue.
 
     Parameters
     ----------
@@ -38,10 +46,21 @@ def coercivity_constant(matrix: sp.spmatrix, inner_product: sp.spmatrix) -> floa
     """
     H = sp.csc_matrix((matrix + matrix.conj().T) * 0.5)
     X = sp.csc_matrix(inner_product)
-    if H.shape[0] < 400:
+    if H.shape[0] <= _DENSE_LIMIT:
         return float(sla.eigh(H.toarray(), X.toarray(), eigvals_only=True, subset_by_index=[0, 0])[0])
-    vals = spla.eigsh(H, k=1, M=X, sigma=0.0, which="LM", return_eigenvectors=False)
-    return float(vals[0])
+    try:
+        vals = spla.eigsh(H, k=1, M=X, sigma=0.0, which="LM", return_eigenvectors=False)
+    except spla.ArpackNoConvergence as exc:
+        raise StabilityError("eigsh did not converge for the coercivity constant; pass alpha_ref") from exc
+    alpha = float(vals[0])
+    # eigsh found the eigenvalue nearest 0; by Sylvester's law of inertia, no eigenvalue lies
+    # below it iff H - s X has no negative pivot for s slightly below it
+    shift = alpha - 1e-8 * abs(alpha)
+    lu = spla.splu(H - shift * X, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                   options={"SymmetricMode": True})
+    if not np.array_equal(lu.perm_r, lu.perm_c) or np.any(lu.U.diagonal().real <= 0):
+        raise StabilityError("could not certify the smallest eigenvalue found by eigsh; pass alpha_ref")
+    return alpha
 
 
 @dataclass(frozen=True)

@@ -76,15 +76,18 @@ class EIMEstimator:
                 "stabilized": np.asarray(self.stabilized), "errors": self.errors}
 
 
-def _family(data: OfflineData, nested: bool) -> NDArray:
+def _family(data: OfflineData, nested: bool, max_train: int | None) -> NDArray:
     k = data.q_f + data.q_a * data.n_basis
+    train = data.train
+    if max_train is not None and train.shape[0] > max_train:
+        train = train[data.rng.choice(train.shape[0], size=int(max_train), replace=False)]
     sizes = range(1, data.n_basis + 1) if nested else [data.n_basis]
-    return np.concatenate([pad_coefficients(data.solve_reduced(data.train, n)[1], k) for n in sizes])  # type: ignore[operator]
+    return np.concatenate([pad_coefficients(data.solve_reduced(train, n)[1], k) for n in sizes])  # type: ignore[operator]
 
 
 def _build(data: OfflineData, stabilized: bool) -> EIMEstimator:
     opts = data.options.get("eim-stabilized" if stabilized else "eim", {})
-    family = _family(data, opts.get("nested", True))
+    family = _family(data, opts.get("nested", True), opts.get("max_train"))
     basis = eim_greedy(family, max_terms=opts.get("max_terms"), rtol=opts.get("rtol"), stabilized=stabilized)
     precision = "extended" if data.refine > 0 else "double"
     S = combine_components(data.problem, data.basis, basis.vectors, precision=precision)
@@ -96,7 +99,13 @@ def _build(data: OfflineData, stabilized: bool) -> EIMEstimator:
 
 
 def build(data: OfflineData) -> EIMEstimator:
-    """Build E3 (plain EIM). Options: ``nested`` (default True), ``max_terms``, ``rtol``."""
+    """Build E3 (plain EIM).
+
+    Options (``data.options["eim"]``): ``nested`` (default True: the family also
+    holds the zero-padded coefficient vectors of the sub-models 1..N-1, so that
+    nested evaluation is exact in exact arithmetic), ``max_train`` (random
+    subset of the training set), ``max_terms``, ``rtol`` (see :func:`certrb.eim.eim_greedy`).
+    """
     return _build(data, stabilized=False)
 
 

@@ -40,7 +40,7 @@ class ExpandedEstimator:
         """The raw quadratic form ``Re(x^H G x)`` (n_mu,), which round-off can make negative."""
         k = x.shape[1]
         Gk = self.G[:k, :k]
-        return np.einsum("mk,kl,ml->m", x.conj(), Gk, x).real
+        return np.einsum("ml,ml->m", x.conj() @ Gk, x).real
 
     def residual_norm(self, x: NDArray, n: int) -> NDArray[np.float64]:
         """``sqrt(max(x^H G x, 0))`` for x (n_mu, K_n), shape (n_mu,)."""
