@@ -44,9 +44,11 @@ def evaluate_coefficients(func: Coefficients, mus: NDArray[np.float64], n_terms:
             f"{what} coefficients must return shape ({mus.shape[0]}, {n_terms}) for mus of shape "
             f"{mus.shape}; got {theta.shape}"
         )
-    if not np.all(np.isfinite(theta)):
+    if theta.dtype.kind not in "fc" or theta.dtype.itemsize < 8:
+        theta = theta.astype(np.result_type(theta.dtype, np.float64))
+    if not np.isfinite(theta).all():
         raise ShapeError(f"{what} coefficients returned NaN or infinite values")
-    return theta.astype(np.result_type(theta.dtype, np.float64), copy=False)
+    return theta
 
 
 def _common_dtype(arrays: Sequence) -> np.dtype:

@@ -154,6 +154,15 @@ class ParameterSpace:
             On a wrong shape, a non-finite value, or a value outside the box.
 
         """
+        if isinstance(mus, np.ndarray) and mus.dtype == np.float64 and mus.ndim == 2 and mus.shape[1] == self.dim:
+            arr = mus  # fast path: one vectorized test covers NaN (comparisons are False) and the box
+        else:
+            arr = self._as_batch(mus, name)
+        if not ((arr >= self.lower) & (arr <= self.upper)).all():
+            self._raise_invalid(arr, name)
+        return arr
+
+    def _as_batch(self, mus: ArrayLike, name: str) -> NDArray[np.float64]:
         try:
             raw = np.asarray(mus)
             if np.iscomplexobj(raw):
@@ -167,12 +176,10 @@ class ParameterSpace:
             arr = arr[None, :]
         if arr.ndim != 2 or arr.shape[1] != self.dim:
             raise ParameterError(f"{name} must have shape (n_mu, {self.dim}); got {arr.shape}")
+        return arr
+
+    def _raise_invalid(self, arr: NDArray[np.float64], name: str) -> None:
         if not np.all(np.isfinite(arr)):
             raise ParameterError(f"{name} contains NaN or infinite values")
-        outside = np.any((arr < self.lower) | (arr > self.upper), axis=1)
-        if np.any(outside):
-            i = int(np.argmax(outside))
-            raise ParameterError(
-                f"{name}[{i}] = {arr[i].tolist()} lies outside the parameter domain {self!r}"
-            )
-        return arr
+        i = int(np.argmax(np.any((arr < self.lower) | (arr > self.upper), axis=1)))
+        raise ParameterError(f"{name}[{i}] = {arr[i].tolist()} lies outside the parameter domain {self!r}")

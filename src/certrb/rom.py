@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.linalg import get_lapack_funcs
 
 from .affine import Coefficients, evaluate_coefficients
 from .errors import EstimatorError, ShapeError, StabilityError
@@ -18,7 +19,9 @@ from .estimators.base import Estimator, check_name
 from .parameters import ParameterSpace
 from .residual import residual_coefficients
 
-__all__ = ["OnlineResult", "ReducedModel", "ReducedOutput", "check_stability", "reduced_solve"]
+__all__ = ["OnlineResult", "ReducedModel", "ReducedOutput", "check_stability", "reduced_solve", "solve_flat"]
+
+_GESV: dict = {}  # LAPACK gesv per dtype character, looked up once
 
 
 def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
@@ -26,7 +29,7 @@ def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
     arr = np.asarray(values, dtype=float)
     if arr.shape != (n_mu,):
         raise StabilityError(f"stability must return shape ({n_mu},); got {arr.shape}")
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+    if not ((arr > 0) & (arr < np.inf)).all():  # NaN fails both comparisons
         raise StabilityError("stability lower bound must be finite and positive for every parameter")
     return arr
 
@@ -51,12 +54,30 @@ def reduced_solve(A_N: NDArray, f_N: NDArray, theta: NDArray, phi: NDArray, n: i
         Residual coefficients.
 
     """
-    A = np.einsum("mq,qij->mij", theta, A_N[:, :n, :n])
-    f = phi @ f_N[:, :n]
-    try:
-        c = np.linalg.solve(A, f[:, :, None])[:, :, 0]
-    except np.linalg.LinAlgError as exc:
-        raise np.linalg.LinAlgError("a reduced system is singular (is the problem stable here?)") from exc
+    q_a = A_N.shape[0]
+    A_flat = A_N[:, :n, :n].reshape(q_a, n * n)
+    return solve_flat(A_flat, f_N[:, :n], theta, phi)
+
+
+def solve_flat(A_flat: NDArray, f_sub: NDArray, theta: NDArray, phi: NDArray) -> tuple[NDArray, NDArray]:
+    """:func:`reduced_solve` on pre-flattened operators ``A_flat`` (Q_a, n*n) and ``f_sub`` (Q_f, n).
+
+    A single parameter goes straight to LAPACK ``gesv`` (no batched-call overhead).
+    """
+    n = f_sub.shape[1]
+    f = phi @ f_sub
+    A = (theta @ A_flat).reshape(-1, n, n)
+    if A.shape[0] == 1:
+        gesv = _GESV.get(A.dtype.char) or _GESV.setdefault(A.dtype.char, get_lapack_funcs("gesv", (A,)))
+        *_, sol, info = gesv(A[0], f[0])
+        if info != 0:
+            raise np.linalg.LinAlgError("a reduced system is singular (is the problem stable here?)")
+        c = sol[None, :]
+    else:
+        try:
+            c = np.linalg.solve(A, f[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError as exc:
+            raise np.linalg.LinAlgError("a reduced system is singular (is the problem stable here?)") from exc
     return c, residual_coefficients(phi, theta, c)
 
 
@@ -145,6 +166,7 @@ class ReducedModel:
     default_estimator: str
     output: ReducedOutput | None = None
     basis: NDArray | None = field(default=None, repr=False)
+    _flat: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.A_N.ndim != 3 or self.A_N.shape[1:] != (self.n_basis, self.n_basis):
@@ -178,10 +200,27 @@ class ReducedModel:
         m = self.parameter_space.validate(mus)
         return self._solve(m, self._sizes(n))[0]
 
-    def _solve(self, m: NDArray, n: int) -> tuple[NDArray, NDArray]:
-        theta = evaluate_coefficients(self.operator_coefficients, m, self.A_N.shape[0], "operator")
+    def _operators(self, n: int) -> tuple[NDArray, NDArray]:
+        """Flattened ``A_N`` (Q_a, n*n) and ``f_N`` (Q_f, n) of sub-model n, cached."""
+        ops = self._flat.get(n)
+        if ops is None:
+            q_a = self.A_N.shape[0]
+            ops = (np.ascontiguousarray(self.A_N[:, :n, :n]).reshape(q_a, n * n),
+                   np.ascontiguousarray(self.f_N[:, :n]))
+            self._flat[n] = ops
+        return ops
+
+    def _solve(self, m: NDArray, n: int, theta: NDArray | None = None) -> tuple[NDArray, NDArray]:
+        if theta is None:
+            theta = evaluate_coefficients(self.operator_coefficients, m, self.A_N.shape[0], "operator")
         phi = evaluate_coefficients(self.rhs_coefficients, m, self.f_N.shape[0], "rhs")
-        return reduced_solve(self.A_N, self.f_N, theta, phi, n)
+        return solve_flat(*self._operators(n), theta, phi)
+
+    def _stability(self, m: NDArray, theta: NDArray) -> NDArray[np.float64]:
+        # a bound computed from the operator coefficients (min-theta) reuses them
+        from_theta = getattr(self.stability, "from_theta", None)
+        values = from_theta(theta) if from_theta is not None else self.stability(m)
+        return check_stability(values, m.shape[0])
 
     def evaluate(self, mus: ArrayLike, *, estimator: str | None = None, n: int | None = None) -> OnlineResult:
         """Solve the reduced problem and certify it, for a batch of parameters.
@@ -202,19 +241,19 @@ class ReducedModel:
         m = self.parameter_space.validate(mus)
         n = self._sizes(n)
         est = self._estimator(estimator)
-        c, x = self._solve(m, n)
+        theta = evaluate_coefficients(self.operator_coefficients, m, self.A_N.shape[0], "operator")
+        c, x = self._solve(m, n, theta)
         eps = est.residual_norm(x, n)
-        beta = check_stability(self.stability(m), m.shape[0])
+        beta = self._stability(m, theta)
         bound = eps / beta
-        norm_u = np.linalg.norm(c, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.where(norm_u > 0, bound / norm_u, np.inf)
+            rel = bound / np.sqrt((c.conj() * c).sum(axis=1).real)  # inf where u_N = 0
         out = out_bound = None
         if self.output is not None:
             psi = evaluate_coefficients(self.output.coefficients, m, self.output.l_N.shape[0], "output")
             l_red = psi @ self.output.l_N[:, :n]
-            out = np.einsum("mi,mi->m", l_red.conj(), c)
-            l_norm2 = np.einsum("mp,pq,mq->m", psi.conj(), self.output.dual_gram, psi).real
+            out = (l_red.conj() * c).sum(axis=1)
+            l_norm2 = ((psi.conj() @ self.output.dual_gram) * psi).sum(axis=1).real
             out_bound = np.sqrt(np.maximum(l_norm2, 0.0)) * bound
         return OnlineResult(c, eps, beta, bound, rel, out, out_bound, est.name, n)
 

@@ -95,11 +95,11 @@ class MinTheta:
 
 
 def _real_nonnegative(theta: NDArray) -> NDArray[np.float64]:
-    if np.iscomplexobj(theta):
-        if np.any(theta.imag != 0):
+    if theta.dtype.kind == "c":
+        if theta.imag.any():
             raise StabilityError("MinTheta needs real operator coefficients")
         theta = theta.real
-    if np.any(theta < 0):
+    if (theta < 0).any():
         raise StabilityError("MinTheta needs non-negative operator coefficients theta_q(mu)")
     return theta
 
@@ -125,6 +125,10 @@ class MinThetaBound:
 
     def __call__(self, mus: NDArray[np.float64]) -> NDArray[np.float64]:
         """Lower bounds for a batch ``mus`` (n_mu, P), shape (n_mu,)."""
-        theta = _real_nonnegative(evaluate_coefficients(self.coefficients, mus, self.theta_ref.size, "operator"))
+        return self.from_theta(evaluate_coefficients(self.coefficients, mus, self.theta_ref.size, "operator"))
+
+    def from_theta(self, theta: NDArray) -> NDArray[np.float64]:
+        """Lower bounds from already evaluated operator coefficients (n_mu, Q), shape (n_mu,)."""
+        theta = _real_nonnegative(theta)
         active = self.theta_ref > 0
-        return self.alpha_ref * np.min(theta[:, active] / self.theta_ref[active], axis=1)
+        return self.alpha_ref * (theta[:, active] / self.theta_ref[active]).min(axis=1)

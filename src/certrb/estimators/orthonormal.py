@@ -56,7 +56,7 @@ class OrthonormalEstimator:
     def residual_norm(self, x: NDArray, n: int) -> NDArray[np.float64]:
         """``||R[:, :K_n] x||_2`` for x (n_mu, K_n), shape (n_mu,)."""
         y = x @ self.R[:, : x.shape[1]].T
-        return np.sqrt(np.einsum("mr,mr->m", y.conj(), y).real)
+        return np.sqrt((y.conj() * y).real.sum(axis=1) if y.dtype.kind == "c" else (y * y).sum(axis=1))
 
     def arrays(self) -> dict[str, NDArray]:
         """Arrays to save."""
