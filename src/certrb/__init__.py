@@ -16,7 +16,7 @@ from .greedy import GreedyResult, GreedyStep, weak_greedy
 from .innerproduct import InnerProduct
 from .io import load, save
 from .parameters import ParameterSpace
-from .problem import Problem
+from .problem import Problem, dual_problem
 from .reduce import OfflineBuilder, reduce
 from .rom import OnlineResult, ReducedModel
 from .stability import MinTheta
@@ -42,6 +42,7 @@ __all__ = [
     "ReducedModel",
     "ShapeError",
     "StabilityError",
+    "dual_problem",
     "extend",
     "gram_schmidt",
     "load",

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from .errors import ShapeError
 
-__all__ = ["AffineFunctional", "AffineOperator", "Coefficients", "evaluate_coefficients"]
+__all__ = ["AffineFunctional", "AffineOperator", "Coefficients", "Conjugated", "evaluate_coefficients"]
 
 Coefficients = Callable[[NDArray[np.float64]], NDArray]
 
@@ -49,6 +49,20 @@ def evaluate_coefficients(func: Coefficients, mus: NDArray[np.float64], n_terms:
     if not np.isfinite(theta).all():
         raise ShapeError(f"{what} coefficients returned NaN or infinite values")
     return theta
+
+
+@dataclass(frozen=True)
+class Conjugated:
+    """Complex conjugate of a coefficient function: ``mus -> conj(func(mus))``.
+
+    Used for the coefficients of adjoint operators ``A(mu)^H = sum_q conj(theta_q(mu)) A_q^H``.
+    """
+
+    func: Coefficients
+
+    def __call__(self, mus: NDArray[np.float64]) -> NDArray:
+        """Conjugated coefficients, shape (n_mu, Q)."""
+        return np.conj(self.func(mus))
 
 
 def _common_dtype(arrays: Sequence) -> np.dtype:

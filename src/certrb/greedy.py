@@ -83,6 +83,7 @@ def weak_greedy(
     rng=None,
     options: Mapping | None = None,
     callback: Callable[[GreedyStep], None] | None = None,
+    dual: ReducedModel | None = None,
 ) -> GreedyResult:
     """Weak greedy: repeatedly add the truth snapshot where the bound is largest.
 
@@ -110,6 +111,8 @@ def weak_greedy(
         Per-estimator options.
     callback : callable, optional
         Called with each :class:`GreedyStep` (progress reporting).
+    dual : ReducedModel, optional
+        Reduced dual model attached to the final model (see :func:`certrb.reduce`).
 
     Returns
     -------
@@ -154,7 +157,7 @@ def weak_greedy(
             break
     final = estimators if estimators is not None else (estimator,)
     model = builder.model(final, default=estimator if estimator in final else None, train=mus, rng=gen,
-                          options=options)
+                          options=options, dual=dual)
     return GreedyResult(model, history, reason)
 
 

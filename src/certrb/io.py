@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .affine import Conjugated
 from .errors import ModelFileError
 from .estimators.base import ESTIMATOR_NAMES
 from .estimators.eim import EIMEstimator
@@ -52,6 +53,10 @@ __all__ = ["FORMAT", "VERSION", "load", "save"]
 
 FORMAT = "certrb-model"
 VERSION = 1
+
+_CONJ = "conj:"  # prefix of the import path of a Conjugated coefficient function
+_DUAL_DATA, _DUAL_ATTR = "output/dual/", "dual/"  # where a dual model is stored
+_HEADER = ("format", "version", "certrb_version", "datasets", "checksum")  # root-only attributes
 
 _ESTIMATOR_TYPES = (ExpandedEstimator, OrthonormalEstimator, EIMEstimator, PointBasisEstimator)
 # errors h5py raises on unreadable, truncated or malformed files
@@ -174,11 +179,22 @@ def _encode(model: ReducedModel, online_only: bool) -> tuple[Datasets, Attrs]:
         attrs["output_coefficients"] = _import_path(model.output.coefficients, "output coefficients")
         data["output/l_N"] = model.output.l_N
         data["output/dual_gram"] = model.output.dual_gram
+        if model.output.dual is not None:
+            _encode_dual(model.output, online_only, data, attrs)
     _encode_stability(model.stability, data, attrs)
     attrs["estimators"] = json.dumps(_encode_estimators(model.estimators, data))
     data = {key: _native(value, key) for key, value in data.items()}
     attrs["datasets"] = json.dumps(sorted(data))
     return data, attrs
+
+
+def _encode_dual(output: ReducedOutput, online_only: bool, data: Datasets, attrs: Attrs) -> None:
+    """Store the dual model under ``output/dual/`` (datasets) and ``dual/`` (attributes)."""
+    dual_data, dual_attrs = _encode(output.dual, online_only)  # type: ignore[arg-type]
+    data.update({f"{_DUAL_DATA}{key}": value for key, value in dual_data.items()})
+    attrs.update({f"{_DUAL_ATTR}{key}": value for key, value in dual_attrs.items() if key not in _HEADER})
+    data["output/dual_rhs"] = output.dual_rhs  # type: ignore[assignment]
+    data["output/dual_operator"] = output.dual_operator  # type: ignore[assignment]
 
 
 def _encode_stability(stability: Callable, data: Datasets, attrs: Attrs) -> None:
@@ -213,7 +229,12 @@ def _native(value: NDArray, key: str) -> NDArray:
 
 
 def _import_path(func: Callable, what: str) -> str:
-    """``"module:qualname"`` of a module-level callable, checked to re-import to the same object."""
+    """``"module:qualname"`` of a module-level callable, checked to re-import to the same object.
+
+    A :class:`certrb.affine.Conjugated` wrapper is stored as ``"conj:" + path`` of its function.
+    """
+    if isinstance(func, Conjugated):
+        return _CONJ + _import_path(func.func, what)
     hint = (f"define {what} as a module-level function (not a lambda, a nested function or a callable "
             f"object) so that it can be saved by import path")
     module = getattr(func, "__module__", None)
@@ -231,6 +252,8 @@ def _import_path(func: Callable, what: str) -> str:
 
 
 def _resolve(path: str) -> Any:
+    if path.startswith(_CONJ):
+        return Conjugated(_resolve(path[len(_CONJ):]))
     module, _, qualname = path.partition(":")
     obj = importlib.import_module(module)
     for part in qualname.split("."):
@@ -392,8 +415,13 @@ def _decode(data: Datasets, attrs: Attrs, name: str) -> ReducedModel:
                            _take(data, "parameter_space/upper", name), _json(attrs, "parameter_scale", name))
     output = None
     if "output_coefficients" in attrs:
+        dual = dual_rhs = dual_operator = None
+        if f"{_DUAL_ATTR}operator_coefficients" in attrs:
+            dual = _decode({k[len(_DUAL_DATA):]: v for k, v in data.items() if k.startswith(_DUAL_DATA)},
+                           {k[len(_DUAL_ATTR):]: v for k, v in attrs.items() if k.startswith(_DUAL_ATTR)}, name)
+            dual_rhs, dual_operator = _take(data, "output/dual_rhs", name), _take(data, "output/dual_operator", name)
         output = ReducedOutput(_callable(attrs, "output_coefficients", name), _take(data, "output/l_N", name),
-                               _take(data, "output/dual_gram", name))
+                               _take(data, "output/dual_gram", name), dual, dual_rhs, dual_operator)
     estimators = {key: _decode_estimator(data, key, est_name, name)
                   for key, est_name in _json(attrs, "estimators", name)}
     return ReducedModel(space, _callable(attrs, "operator_coefficients", name),

@@ -11,14 +11,14 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
-from .affine import AffineFunctional, AffineOperator
+from .affine import AffineFunctional, AffineOperator, Conjugated
 from .errors import ShapeError
 from .innerproduct import InnerProduct
 from .parameters import ParameterSpace
 from .rom import check_stability
 from .stability import MinTheta, StabilityCallable
 
-__all__ = ["Problem"]
+__all__ = ["Problem", "dual_problem"]
 
 _CACHE_SIZE = 8
 
@@ -197,3 +197,30 @@ def _lu_solve(lu: spla.SuperLU, b: NDArray) -> NDArray:
     if complex_b and lu.L.dtype.kind != "c":
         return lu.solve(np.ascontiguousarray(bd.real)) + 1j * lu.solve(np.ascontiguousarray(bd.imag))
     return lu.solve(bd)
+
+
+def dual_problem(problem: Problem) -> Problem:
+    """The dual (adjoint) problem of an output: ``A(mu)^H z(mu) = l(mu)``.
+
+    With ``s(mu) = l(mu)^H u(mu)`` and ``A u = f``, ``s = z^H f``; a reduced dual
+    solution gives the corrected output and the primal-dual output bound (see
+    :class:`certrb.rom.ReducedOutput`). The dual shares the inner product and the
+    stability lower bound (``A`` and ``A^H`` have the same coercivity and inf-sup
+    constants).
+
+    Parameters
+    ----------
+    problem : Problem
+        A problem with an output.
+
+    Returns
+    -------
+    Problem
+        Operator terms ``A_q^H`` with coefficients ``conj(theta_q)``, right-hand side ``l``.
+    """
+    if problem.output is None:
+        raise ValueError("dual_problem needs a problem with an output")
+    op = problem.operator
+    adjoint = AffineOperator([a.conj().T for a in op.terms], Conjugated(op.coefficients))
+    return Problem(adjoint, problem.output, problem.inner_product, problem.parameter_space,
+                   stability=problem.stability)

@@ -132,8 +132,9 @@ class OfflineBuilder:
         rng=None,
         options: Mapping | None = None,
         keep_basis: bool = True,
+        dual: ReducedModel | None = None,
     ) -> ReducedModel:
-        """Freeze the current state into a :class:`ReducedModel`."""
+        """Freeze the current state into a :class:`ReducedModel` (``dual``: see :func:`reduce`)."""
         if isinstance(estimators, str):
             estimators = (estimators,)
         if len(estimators) == 0:
@@ -141,15 +142,27 @@ class OfflineBuilder:
         gen = np.random.default_rng(rng)
         built = {check_name(e): self.estimator(e, train=train, rng=gen, options=options) for e in estimators}
         default = estimators[0] if default is None else check_name(default)
+        return ReducedModel(self.problem.parameter_space, self.problem.operator.coefficients,
+                            self.problem.rhs.coefficients, self.A_N.copy(), self.f_N.copy(), self.problem.stability,
+                            built, default, self._output(dual), self.basis.copy() if keep_basis else None)
+
+    def _output(self, dual: ReducedModel | None) -> ReducedOutput | None:
         p = self.problem
-        out = None
-        if p.output is not None:
-            l_terms = p.output.terms.T
-            out = ReducedOutput(p.output.coefficients, p.output.project(self.basis),
-                                expanded.gram(l_terms, self._riesz(l_terms)))
-        return ReducedModel(p.parameter_space, p.operator.coefficients, p.rhs.coefficients, self.A_N.copy(),
-                            self.f_N.copy(), p.stability, built, default, out,
-                            self.basis.copy() if keep_basis else None)
+        if p.output is None:
+            if dual is not None:
+                raise ValueError("a dual model was given but the problem has no output")
+            return None
+        l_terms = p.output.terms.T
+        out = ReducedOutput(p.output.coefficients, p.output.project(self.basis),
+                            expanded.gram(l_terms, self._riesz(l_terms)))
+        if dual is None:
+            return out
+        if dual.basis is None or dual.basis.shape[0] != p.size:
+            raise ShapeError("the dual model must keep its (n_h, N_du) basis")
+        W = dual.basis
+        dual_rhs = p.rhs.project(W)  # (Q_f, N_du): W^H f_p
+        dual_op = np.stack([W.conj().T @ (a @ self.basis) for a in p.operator.terms])  # (Q_a, N_du, N)
+        return ReducedOutput(out.coefficients, out.l_N, out.dual_gram, dual, dual_rhs, dual_op)
 
 
 def _is_orthonormal(problem: Problem, V: NDArray, tol: float = 1e-10) -> bool:
@@ -168,6 +181,7 @@ def reduce(
     refine: int = 1,
     options: Mapping | None = None,
     keep_basis: bool = True,
+    dual: ReducedModel | None = None,
 ) -> ReducedModel:
     """Build a certified reduced model for a given basis.
 
@@ -190,6 +204,9 @@ def reduce(
         Per-estimator options, keyed by estimator name.
     keep_basis : bool
         Keep the (n_h, N) basis in the model (needed by ``reconstruct``).
+    dual : ReducedModel, optional
+        Reduced model of :func:`certrb.dual_problem` (keeping its basis): the
+        output is then corrected and bounded by the primal-dual product.
 
     Returns
     -------
@@ -215,4 +232,5 @@ def reduce(
         builder.append_orthonormal(V.astype(np.result_type(V.dtype, problem.dtype)))
     elif builder.add_snapshots(V) < V.shape[1]:
         raise ShapeError("basis columns are linearly dependent")
-    return builder.model(estimators, default=default, train=train, rng=rng, options=options, keep_basis=keep_basis)
+    return builder.model(estimators, default=default, train=train, rng=rng, options=options, keep_basis=keep_basis,
+                         dual=dual)

@@ -85,6 +85,11 @@ def solve_flat(A_flat: NDArray, f_sub: NDArray, theta: NDArray, phi: NDArray) ->
 class ReducedOutput:
     """Reduced data of an output ``s(mu) = l(mu)^H u(mu)``.
 
+    Without a dual model the output bound is ``||l(mu)||_{V'} * Delta(mu)``. With a
+    reduced dual model (``A^H z = l``, basis ``W``) the output is corrected,
+    ``s_N = l^H u_N + z_N^H r(u_N)``, and bounded by the primal-dual product
+    ``|s - s_N| = |r_du^H (u - u_N)| <= eps_du(mu) * eps(mu) / beta_LB(mu)``.
+
     Attributes
     ----------
     coefficients : callable
@@ -93,12 +98,41 @@ class ReducedOutput:
         ``V^H l_p``.
     dual_gram : ndarray, shape (Q_l, Q_l)
         ``l_p^H X^{-1} l_q``, for ``||l(mu)||_{V'}``.
+    dual : ReducedModel, optional
+        Reduced model of the dual problem (:func:`certrb.problem.dual_problem`).
+    dual_rhs : ndarray, shape (Q_f, N_du), optional
+        ``W^H f_p``.
+    dual_operator : ndarray, shape (Q_a, N_du, N), optional
+        ``W^H A_q V``.
 
     """
 
     coefficients: Coefficients
     l_N: NDArray
     dual_gram: NDArray
+    dual: ReducedModel | None = None
+    dual_rhs: NDArray | None = None
+    dual_operator: NDArray | None = None
+
+    def evaluate(self, m: NDArray, theta: NDArray, phi: NDArray, c: NDArray, eps: NDArray, beta: NDArray
+                 ) -> tuple[NDArray, NDArray[np.float64]]:
+        """Output and output bound for coefficients ``c`` (n_mu, n) of a batch ``m`` (n_mu, P).
+
+        ``theta`` (n_mu, Q_a) and ``phi`` (n_mu, Q_f) are the primal coefficients,
+        ``eps`` (n_mu,) primal residual norms, ``beta`` (n_mu,) stability lower bounds.
+        Returns the (corrected) outputs and their bounds, shapes (n_mu,).
+        """
+        n = c.shape[1]
+        psi = evaluate_coefficients(self.coefficients, m, self.l_N.shape[0], "output")
+        out = ((psi @ self.l_N[:, :n]).conj() * c).sum(axis=1)
+        if self.dual is None:
+            l_norm2 = ((psi.conj() @ self.dual_gram) * psi).sum(axis=1).real
+            return out, np.sqrt(np.maximum(l_norm2, 0.0)) * eps / beta
+        dual = self.dual.evaluate(m)
+        # W^H r(u_N) = W^H f - sum_q theta_q W^H A_q V c, then z_N^H r = d^H (W^H r)
+        w_r = phi @ self.dual_rhs - np.einsum("mq,qij,mj->mi", theta, self.dual_operator[:, :, :n], c)
+        out = out + (dual.coefficients.conj() * w_r).sum(axis=1)
+        return out, dual.residual_norm * eps / beta
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +152,9 @@ class OnlineResult:
     relative_bound : ndarray, shape (n_mu,)
         ``bound / ||u_N||_V``.
     output, output_bound : ndarray, shape (n_mu,), or None
-        ``s_N(mu) = l(mu)^H u_N(mu)`` and the bound ``||l(mu)||_{V'} * bound``.
+        ``s_N(mu) = l(mu)^H u_N(mu)`` and the bound ``||l(mu)||_{V'} * bound``, or,
+        with a dual model, the corrected output and the primal-dual bound
+        (see :class:`ReducedOutput`).
     estimator : str
     n : int
 
@@ -242,7 +278,8 @@ class ReducedModel:
         n = self._sizes(n)
         est = self._estimator(estimator)
         theta = evaluate_coefficients(self.operator_coefficients, m, self.A_N.shape[0], "operator")
-        c, x = self._solve(m, n, theta)
+        phi = evaluate_coefficients(self.rhs_coefficients, m, self.f_N.shape[0], "rhs")
+        c, x = solve_flat(*self._operators(n), theta, phi)
         eps = est.residual_norm(x, n)
         beta = self._stability(m, theta)
         bound = eps / beta
@@ -250,11 +287,7 @@ class ReducedModel:
             rel = bound / np.sqrt((c.conj() * c).sum(axis=1).real)  # inf where u_N = 0
         out = out_bound = None
         if self.output is not None:
-            psi = evaluate_coefficients(self.output.coefficients, m, self.output.l_N.shape[0], "output")
-            l_red = psi @ self.output.l_N[:, :n]
-            out = (l_red.conj() * c).sum(axis=1)
-            l_norm2 = ((psi.conj() @ self.output.dual_gram) * psi).sum(axis=1).real
-            out_bound = np.sqrt(np.maximum(l_norm2, 0.0)) * bound
+            out, out_bound = self.output.evaluate(m, theta, phi, c, eps, beta)
         return OnlineResult(c, eps, beta, bound, rel, out, out_bound, est.name, n)
 
     def reconstruct(self, coefficients: ArrayLike) -> NDArray:
