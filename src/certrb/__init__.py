@@ -2,6 +2,7 @@
 
 from .affine import AffineFunctional, AffineOperator
 from .basis import extend, gram_schmidt, pod
+from .eim import deim, eim_greedy, interpolation_coefficients_ls, remove_point, symmetric_eim
 from .errors import (
     CertRBError,
     EstimatorError,
@@ -15,6 +16,7 @@ from .estimators.base import ESTIMATOR_NAMES
 from .greedy import GreedyResult, GreedyStep, weak_greedy
 from .innerproduct import InnerProduct
 from .io import load, save
+from .matrix_eim import MatrixEIM, matrix_eim, vector_eim
 from .parameters import ParameterSpace
 from .problem import Problem, dual_problem
 from .reduce import OfflineBuilder, reduce
@@ -32,6 +34,7 @@ __all__ = [
     "GreedyStep",
     "InnerProduct",
     "InnerProductError",
+    "MatrixEIM",
     "MinTheta",
     "ModelFileError",
     "OfflineBuilder",
@@ -42,15 +45,22 @@ __all__ = [
     "ReducedModel",
     "ShapeError",
     "StabilityError",
+    "deim",
     "dual_problem",
+    "eim_greedy",
     "extend",
     "gram_schmidt",
+    "interpolation_coefficients_ls",
     "load",
+    "matrix_eim",
     "pod",
     "reduce",
+    "remove_point",
     "save",
+    "symmetric_eim",
     "true_error",
     "truth_residual_norm",
+    "vector_eim",
     "weak_greedy",
 ]
 
