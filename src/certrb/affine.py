@@ -157,7 +157,8 @@ class AffineOperator:
 
         """
         W = V if W is None else W
-        return np.einsum("hm,qhn->qmn", W.conj(), self.apply_terms(V))
+        Wh = W.T.conj() if np.iscomplexobj(W) else W.T
+        return np.stack([Wh @ (a @ V) for a in self.terms])
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,4 +222,4 @@ class AffineFunctional:
 
     def project(self, V: NDArray) -> NDArray:
         """Projection ``V^H f_p`` of each term, shape (Q, N) for ``V`` of shape (n_h, N)."""
-        return self.terms @ V.conj()
+        return self.terms @ (V.conj() if np.iscomplexobj(V) else V)

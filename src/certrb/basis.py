@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import ShapeError
-from .innerproduct import InnerProduct
+from .innerproduct import InnerProduct, herm
 
 __all__ = ["extend", "gram_schmidt", "pod", "qr_extend"]
 
@@ -18,11 +18,13 @@ def qr_extend(
 ) -> tuple[NDArray, NDArray, NDArray[np.bool_]]:
     """Extend an X-orthonormal basis by new vectors and return the QR coefficients.
 
-    Two passes of block classical Gram-Schmidt against ``basis`` ("twice is
-    enough"), then each new vector is projected against the whole current basis
-    again, repeating while a pass removes more than half of its norm (at most 4
-    passes), so that nearly dependent vectors still come out orthonormal. A
-    vector whose final norm is at most ``rtol`` times its original norm is
+    Block classical Gram-Schmidt against ``basis``: two passes ("twice is
+    enough"), repeated while a pass removes more than half of some vector's norm
+    (at most 4 passes), so that nearly dependent vectors still come out
+    orthonormal; each pass reads the basis once for the whole block. Then each
+    new vector is orthogonalized against the accepted new ones, repeated (now
+    against the whole basis) while a pass cancels more than half of its norm.
+    A vector whose final norm is at most ``rtol`` times its original norm is
     rejected (it lies in the span to that tolerance).
 
     Parameters
@@ -49,31 +51,42 @@ def qr_extend(
         raise ShapeError(f"basis (n_h, N) and vectors (n_h, k) must share n_h; got {basis.shape}, {vectors.shape}")
     X = inner_product.matrix
     dtype = np.result_type(basis.dtype, vectors.dtype, X.dtype)
-    Q = basis.astype(dtype, copy=True)
-    n0, k = Q.shape[1], vectors.shape[1]
+    n0, k = basis.shape[1], vectors.shape[1]
+    Q = basis.astype(dtype, copy=False)
     W = vectors.astype(dtype, copy=True)
     R = np.zeros((n0 + k, k), dtype=dtype)
-    for _ in range(2):
-        c = Q.conj().T @ (X @ W)
+    norms = inner_product.norms(W)
+    original = norms.copy()
+    for i in range(_MAX_PASSES):  # block passes against the old basis (one read of it per pass)
+        c = herm(Q) @ (X @ W)
         W -= Q @ c
         R[:n0] += c
-    original = inner_product.norms(vectors)
+        new_norms = inner_product.norms(W)
+        if i >= 1 and np.all(new_norms > 0.5 * norms):  # twice, then while a pass cancels much
+            break
+        norms = new_norms
+    new = np.zeros((W.shape[0], 0), dtype=dtype)
     accepted = np.zeros(k, dtype=bool)
-    for j in range(k):
-        w, nrm = W[:, j], float(inner_product.norms(W[:, j:j + 1])[0])
-        for _ in range(_MAX_PASSES):  # repeat while a pass cancels much of the vector
-            c = Q.conj().T @ (X @ w)
-            w = w - Q @ c
-            R[: Q.shape[1], j] += c
+    for j in range(k):  # within the block, against the accepted new vectors (few, cheap)
+        w, nrm = W[:, j], float(new_norms[j])
+        for p in range(_MAX_PASSES):
+            c = herm(new) @ (X @ w)
+            w = w - new @ c
+            R[n0:n0 + new.shape[1], j] += c
+            if p > 0:  # a pass that follows a cancelling one also re-orthogonalizes against the old basis
+                c = herm(Q) @ (X @ w)
+                w = w - Q @ c
+                R[:n0, j] += c
             new_nrm = float(np.sqrt(abs(np.vdot(w, X @ w))))
             done = new_nrm > 0.5 * nrm
             nrm = new_nrm
             if done:
                 break
         if original[j] > 0 and nrm > rtol * original[j]:
-            R[Q.shape[1], j] = nrm
-            Q = np.concatenate([Q, (w / nrm)[:, None]], axis=1)
+            R[n0 + new.shape[1], j] = nrm
+            new = np.concatenate([new, (w / nrm)[:, None]], axis=1)
             accepted[j] = True
+    Q = np.concatenate([Q, new], axis=1)
     return Q, R[: Q.shape[1]], accepted
 
 

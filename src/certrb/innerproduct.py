@@ -11,7 +11,19 @@ from numpy.typing import NDArray
 
 from .errors import InnerProductError
 
-__all__ = ["InnerProduct"]
+__all__ = ["InnerProduct", "herm"]
+
+
+def herm(a: NDArray) -> NDArray:
+    """Conjugate transpose ``a^H``; a view (no copy) for real arrays."""
+    return a.T.conj() if np.iscomplexobj(a) else a.T
+
+
+def _column_dots(U: NDArray, W: NDArray) -> NDArray:
+    """``Re(u_k^H w_k)`` for the columns of U, W (n_h, k), shape (k,)."""
+    if np.iscomplexobj(U):
+        return np.einsum("hk,hk->k", U.conj(), W).real
+    return np.einsum("hk,hk->k", U, W).real
 
 
 def _hermitian_defect(X: sp.csr_matrix) -> float:
@@ -118,12 +130,12 @@ class InnerProduct:
     def gram(self, U: NDArray, W: NDArray | None = None) -> NDArray:
         """Inner products ``W^H X U``, shape (k_w, k_u) for U (n_h, k_u), W (n_h, k_w)."""
         W = U if W is None else W
-        return W.conj().T @ (self.matrix @ U)
+        return herm(W) @ (self.matrix @ U)
 
     def norms(self, U: NDArray) -> NDArray[np.float64]:
         """Norms ``||u||_V`` of the columns of U (n_h, k), shape (k,)."""
         XU = self.matrix @ U
-        return np.sqrt(np.maximum(np.einsum("hk,hk->k", U.conj(), XU).real, 0.0))
+        return np.sqrt(np.maximum(_column_dots(U, XU), 0.0))
 
     def dual_norms(self, G: NDArray, *, refine: int = 0) -> NDArray:
         """Dual norms ``sqrt(g^H X^{-1} g)`` of the columns of G (n_h, k), shape (k,).
@@ -133,4 +145,4 @@ class InnerProduct:
         """
         Z = self.riesz(G, refine=refine)
         Gc = G.astype(Z.dtype, copy=False) if refine > 0 else G
-        return np.sqrt(np.maximum(np.einsum("hk,hk->k", Gc.conj(), Z).real, 0))
+        return np.sqrt(np.maximum(_column_dots(Gc, Z), 0))

@@ -18,6 +18,7 @@ from .errors import EstimatorError, ShapeError
 from .estimators import eim as eim_est
 from .estimators import expanded, orthonormal, point_basis
 from .estimators.base import Estimator, OfflineData, check_name
+from .innerproduct import herm
 from .problem import Problem
 from .rom import ReducedModel, ReducedOutput, reduced_solve
 
@@ -85,7 +86,7 @@ class OfflineBuilder:
         # new components, ordered basis-vector-major: A_1 v, .., A_Qa v for each new v
         g_new = op.apply_terms(V_new).transpose(1, 2, 0).reshape(self.problem.size, -1).astype(dtype)
         rho_new = self._riesz(g_new)
-        G12 = self.components.conj().T @ rho_new
+        G12 = herm(self.components) @ rho_new
         G22 = expanded.gram(g_new, rho_new)
         self.gram = np.block([[self.gram, G12], [G12.conj().T, G22]])
         self.psi, self.R = orthonormal.extend_factor(self.psi, self.R, rho_new, self.problem.inner_product)
@@ -94,7 +95,7 @@ class OfflineBuilder:
         self.basis = np.concatenate([self.basis.astype(dtype), V_new.astype(dtype)], axis=1)
         n = self.n_basis
         q_f = self.problem.rhs.n_terms
-        A_cols = (self.basis.conj().T @ self.components[:, q_f:]).reshape(n, n, q_a)  # [i, j, q] = v_i^H A_q v_j
+        A_cols = (herm(self.basis) @ self.components[:, q_f:]).reshape(n, n, q_a)  # [i, j, q] = v_i^H A_q v_j
         self.A_N = np.ascontiguousarray(A_cols.transpose(2, 0, 1))
         self.f_N = self.problem.rhs.project(self.basis)
 
@@ -161,7 +162,7 @@ class OfflineBuilder:
             raise ShapeError("the dual model must keep its (n_h, N_du) basis")
         W = dual.basis
         dual_rhs = p.rhs.project(W)  # (Q_f, N_du): W^H f_p
-        dual_op = np.stack([W.conj().T @ (a @ self.basis) for a in p.operator.terms])  # (Q_a, N_du, N)
+        dual_op = np.stack([herm(W) @ (a @ self.basis) for a in p.operator.terms])  # (Q_a, N_du, N)
         return ReducedOutput(out.coefficients, out.l_N, out.dual_gram, dual, dual_rhs, dual_op)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ..innerproduct import herm
 from .base import OfflineData
 
 __all__ = ["ExpandedEstimator", "build", "gram"]
@@ -18,7 +19,7 @@ __all__ = ["ExpandedEstimator", "build", "gram"]
 
 def gram(components: NDArray, riesz: NDArray) -> NDArray:
     """Gram matrix ``G_kl = g_k^H X^{-1} g_l`` (K, K) from components and Riesz representatives."""
-    G = components.conj().T @ riesz
+    G = herm(components) @ riesz
     return (G + G.conj().T) / 2
 
 
