@@ -46,24 +46,21 @@ def _floors_table(results: dict) -> Table:
     return table
 
 
-@reproduce_app.command("diffusion1d")
-def reproduce_diffusion1d(
-    elements: Annotated[int, typer.Option(help="Number of P1 elements.")] = 500,
-    train: Annotated[int, typer.Option(help="Random training parameters of the greedies.")] = 1000,
-    test: Annotated[int, typer.Option(help="Random test parameters.")] = 200,
-    max_basis: Annotated[int, typer.Option(help="Largest basis size N.")] = 40,
-    max_points: Annotated[int, typer.Option(help="Largest point-basis size d = K(K+1)/2.")] = 10000,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results"),
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")] = False,
-) -> None:
-    """Run the 1D round-off study: every estimator against the truth, N = 1..N_max."""
+_Train = Annotated[int, typer.Option(help="Random training parameters of the greedies.")]
+_Test = Annotated[int, typer.Option(help="Random test parameters.")]
+_MaxBasis = Annotated[int, typer.Option(help="Largest basis size N.")]
+_MaxPoints = Annotated[int, typer.Option(help="Largest point-basis size d = K(K+1)/2 (K^2 if complex).")]
+_Seed = Annotated[int, typer.Option(help="Random seed.")]
+_Out = Annotated[Path, typer.Option(help="Output folder.")]
+_Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")]
+
+
+def _run_study(name: str, problem, settings: dict, describe: dict, out: Path, verbose: bool) -> None:
+    """Run :func:`certrb.study.roundoff_study` with progress bars; write ``out/name.json`` and ``.png``."""
     from .plots import plot_roundoff_study
-    from .problems import diffusion1d
     from .study import roundoff_study
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
-    problem = diffusion1d(elements)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
         tasks: dict[str, int] = {}
@@ -73,14 +70,52 @@ def reproduce_diffusion1d(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        results = roundoff_study(problem, n_train=train, n_test=test, max_basis=max_basis, seed=seed,
-                                 max_points=max_points, progress=progress)
-    results["problem"].update(name="diffusion1d", n_elements=elements)
-    json_path, png_path = out / "diffusion1d.json", out / "diffusion1d.png"
+        results = roundoff_study(problem, progress=progress, **settings)
+    results["problem"].update(name=name, **describe)
+    json_path, png_path = out / f"{name}.json", out / f"{name}.png"
     write_json_atomic(results, json_path)
-    plot_roundoff_study(results, png_path, title=f"diffusion1d, {elements} elements, n_h = {problem.size}")
+    details = ", ".join(f"{k} = {v}" for k, v in describe.items())
+    plot_roundoff_study(results, png_path, title=f"{name}, {details}, n_h = {problem.size}")
     console.print(_floors_table(results))
     console.print(f"wrote {json_path} and {png_path}")
+
+
+@reproduce_app.command("diffusion1d")
+def reproduce_diffusion1d(
+    elements: Annotated[int, typer.Option(help="Number of P1 elements.")] = 500,
+    train: _Train = 1000,
+    test: _Test = 200,
+    max_basis: _MaxBasis = 40,
+    max_points: _MaxPoints = 10000,
+    seed: _Seed = 0,
+    out: _Out = Path("results"),
+    verbose: _Verbose = False,
+) -> None:
+    """Run the 1D round-off study: every estimator against the truth, N = 1..N_max."""
+    from .problems import diffusion1d
+
+    settings = dict(n_train=train, n_test=test, max_basis=max_basis, seed=seed, max_points=max_points)
+    _run_study("diffusion1d", diffusion1d(elements), settings, {"n_elements": elements}, out, verbose)
+
+
+@reproduce_app.command("helmholtz1d")
+def reproduce_helmholtz1d(
+    elements: Annotated[int, typer.Option(help="Number of P1 elements.")] = 400,
+    k_max: Annotated[float, typer.Option(help="Largest wavenumber (range [1, k_max]).")] = 10.0,
+    train: _Train = 500,
+    test: _Test = 200,
+    max_basis: _MaxBasis = 40,
+    max_points: _MaxPoints = 10000,
+    seed: _Seed = 0,
+    out: _Out = Path("results"),
+    verbose: _Verbose = False,
+) -> None:
+    """The same study on the complex, non-coercive Helmholtz problem (inf-sup SCM)."""
+    from .problems.helmholtz1d import helmholtz1d
+
+    settings = dict(n_train=train, n_test=test, max_basis=max_basis, seed=seed, max_points=max_points)
+    problem = helmholtz1d(elements, (1.0, k_max))
+    _run_study("helmholtz1d", problem, settings, {"n_elements": elements, "k_max": k_max}, out, verbose)
 
 
 @app.command()

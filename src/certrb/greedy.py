@@ -130,7 +130,9 @@ def weak_greedy(
     builder = OfflineBuilder(problem, refine=refine)
     history: list[GreedyStep] = []
     reason = "max_basis"
-    i_next = int(np.argmax(np.linalg.norm(problem.rhs.assemble(mus), axis=1)))
+    phi = problem.rhs.theta(mus)  # start where ||f(mu)||_2 is largest, from the small Gram of the f_p
+    F = problem.rhs.terms
+    i_next = int(np.argmax(np.einsum("mp,pq,mq->m", phi.conj(), F.conj() @ F.T, phi).real))
     while True:
         t0 = time.perf_counter()
         if builder.n_basis == 0:

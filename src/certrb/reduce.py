@@ -81,7 +81,6 @@ class OfflineBuilder:
         if V_new.shape[1] == 0:
             return
         op = self.problem.operator
-        q_a = op.n_terms
         dtype = np.result_type(self.basis.dtype, V_new.dtype)
         # new components, ordered basis-vector-major: A_1 v, .., A_Qa v for each new v
         g_new = op.apply_terms(V_new).transpose(1, 2, 0).reshape(self.problem.size, -1).astype(dtype)
@@ -92,12 +91,25 @@ class OfflineBuilder:
         self.psi, self.R = orthonormal.extend_factor(self.psi, self.R, rho_new, self.problem.inner_product)
         self.components = np.concatenate([self.components, g_new], axis=1)
         self.riesz = np.concatenate([self.riesz, rho_new], axis=1)
+        n_old = self.n_basis
         self.basis = np.concatenate([self.basis.astype(dtype), V_new.astype(dtype)], axis=1)
-        n = self.n_basis
-        q_f = self.problem.rhs.n_terms
-        A_cols = (herm(self.basis) @ self.components[:, q_f:]).reshape(n, n, q_a)  # [i, j, q] = v_i^H A_q v_j
-        self.A_N = np.ascontiguousarray(A_cols.transpose(2, 0, 1))
-        self.f_N = self.problem.rhs.project(self.basis)
+        self.A_N = self._border_operators(n_old, g_new)
+        self.f_N = np.concatenate([self.f_N, self.problem.rhs.project(V_new)], axis=1)
+
+    def _border_operators(self, n_old: int, g_new: NDArray) -> NDArray:
+        """``A_N`` (Q_a, N, N) grown by the rows and columns of the new basis vectors.
+
+        ``g_new`` (n_h, k Q_a) holds ``A_q v`` for the k new vectors ``v`` (vector-major).
+        """
+        q_a, n, k = self.problem.operator.n_terms, self.n_basis, self.n_basis - n_old
+        A = np.zeros((q_a, n, n), dtype=np.result_type(self.A_N.dtype, g_new.dtype, self.basis.dtype))
+        A[:, :n_old, :n_old] = self.A_N
+        cols = (herm(self.basis) @ g_new).reshape(n, k, q_a)  # [i, j, q] = v_i^H A_q v_new_j
+        A[:, :, n_old:] = cols.transpose(2, 0, 1)
+        old = self.components[:, self.problem.rhs.n_terms:self.problem.rhs.n_terms + q_a * n_old]
+        rows = (herm(self.basis[:, n_old:]) @ old).reshape(k, n_old, q_a)  # [i, j, q] = v_new_i^H A_q v_j
+        A[:, n_old:, :n_old] = rows.transpose(2, 0, 1)
+        return A
 
     def solve_reduced(self, mus: NDArray, n: int) -> tuple[NDArray, NDArray]:
         """Reduced coefficients (n_mu, n) and residual coefficients (n_mu, K_n)."""
