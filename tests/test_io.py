@@ -368,3 +368,17 @@ def test_missing_h5py(real_model, tmp_path, monkeypatch):
         certrb.save(real_model, tmp_path / "model.h5")
     with pytest.raises(ImportError, match=r'pip install "certrb\[io\]"'):
         certrb.load(tmp_path / "model.h5")
+
+
+def test_round_trip_with_scm_stability(tmp_path):
+    from certrb.problems.helmholtz1d import helmholtz1d
+
+    problem = helmholtz1d(40, (1.0, 5.0), scm_train=30)
+    model = certrb.weak_greedy(problem, problem.parameter_space.sample(40, rng=0), tol=0.0, max_basis=3).model
+    path = tmp_path / "scm.h5"
+    certrb.save(model, path)
+    loaded = certrb.load(path)
+    mus = problem.parameter_space.sample(7, rng=1)
+    a, b = model.evaluate(mus), loaded.evaluate(mus)
+    assert np.array_equal(a.stability, b.stability)
+    assert np.array_equal(a.bound, b.bound)

@@ -21,11 +21,13 @@ from .parameters import ParameterSpace
 from .problem import Problem, dual_problem
 from .reduce import OfflineBuilder, reduce
 from .rom import OnlineResult, ReducedModel
+from .scm import SCM
 from .stability import MinTheta
 from .truth import true_error, truth_residual_norm
 
 __all__ = [
     "ESTIMATOR_NAMES",
+    "SCM",
     "AffineFunctional",
     "AffineOperator",
     "CertRBError",

@@ -184,11 +184,19 @@ def interpolation_coefficients(
     """
     if indices.size == 0:
         return np.zeros((x.shape[0], 0), dtype=x.dtype)
-    lam = sla.solve_triangular(matrix, x[:, indices].T, lower=True, unit_diagonal=True).T
+    lam = _tri_solve(matrix, x[:, indices])
     if not stabilized:
         return lam
     _, d_lam = _refine_remainder(vectors, indices, matrix, x - lam @ vectors)
     return lam + d_lam
+
+
+def _tri_solve(matrix: NDArray, values: NDArray) -> NDArray:
+    """Rows ``B^{-1} v`` for values (n, m) at the magic points, shape (n, m), C-contiguous.
+
+    (A transposed, non-contiguous result makes the following products several times slower.)
+    """
+    return np.ascontiguousarray(sla.solve_triangular(matrix, values.T, lower=True, unit_diagonal=True).T)
 
 
 def _refine_remainder(vectors: NDArray, indices: NDArray, matrix: NDArray, rem: NDArray) -> tuple[NDArray, NDArray]:
@@ -206,7 +214,7 @@ def _refine_remainder(vectors: NDArray, indices: NDArray, matrix: NDArray, rem: 
     total = np.zeros((rem.shape[0], indices.size), dtype=np.result_type(rem.dtype, vectors.dtype))
     norm = np.max(np.abs(rem), axis=1)
     for _ in range(_MAX_SWEEPS):
-        d_lam = sla.solve_triangular(matrix, rem[:, indices].T, lower=True, unit_diagonal=True).T
+        d_lam = _tri_solve(matrix, rem[:, indices])
         new = rem - d_lam @ vectors
         new_norm = np.max(np.abs(new), axis=1)
         better = new_norm < norm

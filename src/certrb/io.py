@@ -47,6 +47,7 @@ from .estimators.orthonormal import OrthonormalEstimator
 from .estimators.point_basis import PointBasisEstimator
 from .parameters import ParameterSpace
 from .rom import ReducedModel, ReducedOutput
+from .scm import SCM
 from .stability import MinThetaBound
 
 __all__ = ["FORMAT", "VERSION", "load", "save"]
@@ -54,6 +55,7 @@ __all__ = ["FORMAT", "VERSION", "load", "save"]
 FORMAT = "certrb-model"
 VERSION = 1
 
+_SCM_ARRAYS = ("box", "points", "values", "lower_values", "y", "history", "scaling")
 _CONJ = "conj:"  # prefix of the import path of a Conjugated coefficient function
 _DUAL_DATA, _DUAL_ATTR = "output/dual/", "dual/"  # where a dual model is stored
 _HEADER = ("format", "version", "certrb_version", "datasets", "checksum")  # root-only attributes
@@ -203,6 +205,14 @@ def _encode_stability(stability: Callable, data: Datasets, attrs: Attrs) -> None
         attrs["stability"] = _import_path(stability.coefficients, "stability (MinThetaBound) coefficients")
         data["stability/theta_ref"] = np.asarray(stability.theta_ref)
         data["stability/alpha_ref"] = np.asarray(stability.alpha_ref, dtype=np.float64)
+    elif isinstance(stability, SCM):
+        attrs["stability_kind"] = "scm"
+        attrs["stability"] = _import_path(stability.coefficients, "stability (SCM) coefficients")
+        attrs["scm"] = json.dumps({"kind": stability.kind, "n_terms": int(stability.n_terms),
+                                   "imag_terms": bool(stability.imag_terms),
+                                   "n_neighbors": int(stability.n_neighbors)})
+        for key in _SCM_ARRAYS:
+            data[f"stability/{key}"] = np.asarray(getattr(stability, key))
     else:
         attrs["stability_kind"] = "callable"
         attrs["stability"] = _import_path(stability, "stability")
@@ -437,6 +447,9 @@ def _decode_stability(data: Datasets, attrs: Attrs, name: str) -> Callable:
     if kind == "min-theta":
         return MinThetaBound(_callable(attrs, "stability", name), _take(data, "stability/theta_ref", name),
                              float(_take(data, "stability/alpha_ref", name)[()]))
+    if kind == "scm":
+        arrays = {key: _take(data, f"stability/{key}", name) for key in _SCM_ARRAYS}
+        return SCM.from_data(_callable(attrs, "stability", name), **_json(attrs, "scm", name), **arrays)
     raise ModelFileError(f"{name}: unknown stability kind {kind!r}")
 
 

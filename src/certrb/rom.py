@@ -22,6 +22,7 @@ from .residual import residual_coefficients
 __all__ = ["OnlineResult", "ReducedModel", "ReducedOutput", "check_stability", "reduced_solve", "solve_flat"]
 
 _GESV: dict = {}  # LAPACK gesv per dtype character, looked up once
+_CHUNK = 256  # parameters per chunk of a large online batch (keeps the batched arrays in cache)
 
 
 def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
@@ -277,6 +278,16 @@ class ReducedModel:
         m = self.parameter_space.validate(mus)
         n = self._sizes(n)
         est = self._estimator(estimator)
+        if m.shape[0] <= _CHUNK:
+            return self._evaluate(m, n, est)
+        # large batches in cache-sized chunks: about twice as fast as one huge batched solve
+        parts = [self._evaluate(m[s:s + _CHUNK], n, est) for s in range(0, m.shape[0], _CHUNK)]
+        fields = ("coefficients", "residual_norm", "stability", "bound", "relative_bound", "output", "output_bound")
+        joined = [None if getattr(parts[0], f) is None else np.concatenate([getattr(p, f) for p in parts])
+                  for f in fields]
+        return OnlineResult(*joined, est.name, n)
+
+    def _evaluate(self, m: NDArray, n: int, est: Estimator) -> OnlineResult:
         theta = evaluate_coefficients(self.operator_coefficients, m, self.A_N.shape[0], "operator")
         phi = evaluate_coefficients(self.rhs_coefficients, m, self.f_N.shape[0], "rhs")
         c, x = solve_flat(*self._operators(n), theta, phi)
