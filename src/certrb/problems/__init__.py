@@ -1,5 +1,6 @@
 """Ready-made truth models."""
 
 from .diffusion1d import diffusion1d
+from .thermal_block import thermal_block
 
-__all__ = ["diffusion1d"]
+__all__ = ["diffusion1d", "thermal_block"]
