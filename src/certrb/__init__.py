@@ -17,6 +17,7 @@ from .greedy import GreedyResult, GreedyStep, weak_greedy
 from .innerproduct import InnerProduct
 from .io import load, save
 from .matrix_eim import MatrixEIM, matrix_eim, vector_eim
+from .parallel import ParallelMap, solve_snapshots
 from .parameters import ParameterSpace
 from .problem import Problem, dual_problem
 from .reduce import OfflineBuilder, reduce
@@ -41,6 +42,7 @@ __all__ = [
     "ModelFileError",
     "OfflineBuilder",
     "OnlineResult",
+    "ParallelMap",
     "ParameterError",
     "ParameterSpace",
     "Problem",
@@ -59,6 +61,7 @@ __all__ = [
     "reduce",
     "remove_point",
     "save",
+    "solve_snapshots",
     "symmetric_eim",
     "true_error",
     "truth_residual_norm",

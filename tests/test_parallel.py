@@ -1,0 +1,259 @@
+"""ParallelMap / solve_snapshots: identical results on every backend, shipping, failures, inputs."""
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from certrb.errors import ParameterError
+from certrb.parallel import ParallelMap, solve_snapshots
+from certrb.problems import diffusion1d, thermal_block
+
+UNPICKLED = 0  # worker-side count of Counted unpicklings
+
+
+class Counted:
+    """Wraps a problem and counts, per process, how often it is unpickled."""
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def __getstate__(self):
+        return {"problem": self.problem}
+
+    def __setstate__(self, state):
+        global UNPICKLED
+        UNPICKLED += 1
+        self.problem = state["problem"]
+
+
+def count_and_solve(shared, chunk):
+    return os.getpid(), UNPICKLED, shared.problem.solve(chunk)
+
+
+def slow_solve(problem, chunk):
+    time.sleep(0.2)
+    return problem.solve(chunk)
+
+
+def die_once_then_solve(shared, chunk):
+    """Kill this worker process the first time the chunk starting at ``shared[2]`` runs."""
+    problem, marker, first = shared
+    if chunk[0, 0] == first and not os.path.exists(marker):
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return problem.solve(chunk)
+
+
+def chunk_sum(shared, chunk):
+    return shared * chunk.sum(axis=1)
+
+
+def fail_on_negative(shared, chunk):
+    if np.any(chunk < 0):
+        raise ArithmeticError(f"negative parameter in chunk starting {chunk[0].tolist()}")
+    return chunk.sum(axis=1)
+
+
+@pytest.fixture(scope="module")
+def tb():
+    return thermal_block((2, 2), n=20)
+
+
+@pytest.fixture(scope="module")
+def d1():
+    return diffusion1d(60)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ParallelMap(2, chunk_size=3) as pm:
+        yield pm
+
+
+def local_cluster():
+    """Two single-threaded worker processes (dask is imported here: pool workers stay light)."""
+    distributed = pytest.importorskip("distributed")
+    return distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0")
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    from distributed import Client
+
+    with local_cluster() as cluster, Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize("name", ["tb", "d1"])
+def test_backends_are_bit_identical(name, request, pool, dask_client):
+    problem = request.getfixturevalue(name)
+    mus = problem.parameter_space.sample(10, rng=7)
+    serial = solve_snapshots(problem, mus, parallel=ParallelMap(chunk_size=3))
+    assert serial.shape == (10, problem.size)
+    assert np.array_equal(serial, problem.solve(mus))
+    assert np.array_equal(solve_snapshots(problem, mus), serial)
+    assert np.array_equal(solve_snapshots(problem, mus, parallel=pool), serial)
+    with ParallelMap(client=dask_client, chunk_size=3) as pm:
+        assert np.array_equal(solve_snapshots(problem, mus, parallel=pm), serial)
+
+
+def test_scheduler_address_backend(tb, dask_client):
+    mus = tb.parameter_space.sample(4, rng=8)
+    address = dask_client.scheduler.address
+    with ParallelMap(scheduler=address, chunk_size=2) as pm:
+        assert pm.backend == "dask"
+        assert np.array_equal(solve_snapshots(tb, mus, parallel=pm), tb.solve(mus))
+        own = pm._client
+    assert own.status == "closed"
+    assert dask_client.status == "running"
+
+
+@pytest.mark.parametrize("backend", ["pool", "dask"])
+def test_shared_is_unpickled_once_per_worker(backend, tb, request):
+    if backend == "pool":
+        pm = ParallelMap(2, chunk_size=1)
+    else:
+        pm = ParallelMap(client=request.getfixturevalue("dask_client"), chunk_size=1)
+    shared = Counted(tb)
+    mus = tb.parameter_space.sample(8, rng=9)
+    with pm:
+        first = pm.map(count_and_solve, shared, mus)
+        second = pm.map(count_and_solve, shared, mus)  # same object: not shipped again
+    counts = {}
+    for pid, count, _ in first + second:
+        counts.setdefault(pid, set()).add(count)
+    assert os.getpid() not in counts
+    assert all(c == {1} for c in counts.values()), counts
+    assert np.array_equal(np.concatenate([u for *_, u in first]), tb.solve(mus))
+
+
+def test_progress_and_chunking(pool):
+    mus = np.arange(14.0).reshape(7, 2)
+    calls = []
+    serial = ParallelMap(chunk_size=3).map(chunk_sum, 2.0, mus, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert [r.shape for r in serial] == [(3,), (3,), (1,)]
+    np.testing.assert_array_equal(np.concatenate(serial), 2 * mus.sum(axis=1))
+    calls.clear()
+    parts = pool.map(chunk_sum, 2.0, mus, progress=lambda d, t: calls.append((d, t)))
+    assert [d for d, _ in calls] == [1, 2, 3]
+    assert {t for _, t in calls} == {3}
+    assert all(np.array_equal(a, b) for a, b in zip(parts, serial, strict=True))
+    assert pool.map(chunk_sum, 2.0, np.zeros((0, 2))) == []
+
+
+def test_empty_batch(tb):
+    U = solve_snapshots(tb, np.zeros((0, 4)))
+    assert U.shape == (0, tb.size)
+    assert U.dtype == np.float64
+
+
+def test_pool_replaces_a_dead_process(tb, tmp_path):
+    mus = tb.parameter_space.sample(6, rng=10)
+    shared = (tb, str(tmp_path / "died"), mus[2, 0])
+    with ParallelMap(2, chunk_size=1) as pm:
+        parts = pm.map(die_once_then_solve, shared, mus)
+    assert (tmp_path / "died").exists()
+    assert np.array_equal(np.concatenate(parts), tb.solve(mus))
+
+
+def test_pool_gives_up_after_retries(tb, tmp_path):
+    mus = tb.parameter_space.sample(3, rng=10)
+    shared = (tb, str(tmp_path / "died"), mus[0, 0])
+    with ParallelMap(2, chunk_size=1, retries=0) as pm:
+        with pytest.raises(Exception, match="terminated abruptly"):
+            pm.map(die_once_then_solve, shared, mus)
+
+
+def test_dask_map_survives_a_killed_worker(tb):
+    mus = tb.parameter_space.sample(16, rng=11)
+    from distributed import Client
+
+    with local_cluster() as cluster, Client(cluster, set_as_default=False) as client:
+        victim = next(iter(client.run(os.getpid).values()))
+        killed = []
+
+        def kill_once(done, total):
+            if done == 3 and not killed:
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+
+        with ParallelMap(client=client, chunk_size=1) as pm:
+            parts = pm.map(slow_solve, tb, mus, progress=kill_once)
+    assert killed == [victim]
+    assert np.array_equal(np.concatenate(parts), tb.solve(mus))
+
+
+@pytest.mark.parametrize("backend", ["serial", "pool", "dask"])
+def test_user_errors_propagate(backend, request):
+    mus = np.ones((6, 2))
+    mus[4] = -1.0
+    if backend == "serial":
+        pm = ParallelMap(chunk_size=2)
+    elif backend == "pool":
+        pm = request.getfixturevalue("pool")
+    else:
+        pm = ParallelMap(client=request.getfixturevalue("dask_client"), chunk_size=2, retries=0)
+    with pytest.raises(ArithmeticError, match="negative parameter"):
+        pm.map(fail_on_negative, None, mus)
+
+
+def test_unpicklable_shared_is_reported():
+    with ParallelMap(2) as pm, pytest.raises(TypeError, match="shared must be picklable"):
+        pm.map(chunk_sum, threading.Lock(), np.ones((2, 1)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"workers": 0}, ValueError, "workers must be >= 1"),
+        ({"workers": -2}, ValueError, "workers must be >= 1"),
+        ({"workers": 2.5}, TypeError, "workers must be an integer"),
+        ({"workers": True}, TypeError, "workers must be an integer"),
+        ({"chunk_size": 0}, ValueError, "chunk_size must be >= 1"),
+        ({"retries": -1}, ValueError, "retries must be >= 0"),
+        ({"scheduler": "tcp://127.0.0.1:1", "client": object()}, ValueError, "not both"),
+        ({"workers": 2, "scheduler": "tcp://127.0.0.1:1"}, ValueError, "own workers"),
+        ({"scheduler": 8786}, TypeError, "address string"),
+        ({"client": object()}, TypeError, "distributed.Client"),
+        ({"start_method": "teleport"}, ValueError, "start_method"),
+    ],
+)
+def test_invalid_configuration(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        ParallelMap(**kwargs)
+
+
+def test_invalid_map_inputs(tb):
+    pm = ParallelMap()
+    with pytest.raises(ValueError, match=r"shape \(n_mu, P\); got shape \(4,\)"):
+        pm.map(chunk_sum, 1.0, np.ones(4))
+    with pytest.raises(ValueError, match="shape"):
+        pm.map(chunk_sum, 1.0, np.ones((2, 2, 2)))
+    with pytest.raises(TypeError, match="real numeric"):
+        pm.map(chunk_sum, 1.0, np.array([["a", "b"]]))
+    with pytest.raises(TypeError, match="callable"):
+        pm.map(None, 1.0, np.ones((2, 2)))
+    with pytest.raises(ParameterError, match=r"shape \(n_mu, 4\)"):
+        solve_snapshots(tb, np.ones((3, 2)))
+    with pytest.raises(TypeError, match="Problem"):
+        solve_snapshots("problem", np.ones((3, 2)))
+
+
+def test_missing_distributed_gives_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r'pip install "certrb\[dist\]"'):
+        ParallelMap(scheduler="tcp://127.0.0.1:1")
+
+
+def test_serial_and_repr():
+    assert ParallelMap().backend == ParallelMap(1).backend == "serial"
+    assert ParallelMap(3).backend == "processes"
+    assert repr(ParallelMap(3, chunk_size=4)) == "ParallelMap(workers=3, chunk_size=4)"
+    ParallelMap(3).close()  # nothing was started
