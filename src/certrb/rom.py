@@ -294,8 +294,8 @@ class ReducedModel:
         eps = est.residual_norm(x, n)
         beta = self._stability(m, theta)
         bound = eps / beta
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = bound / np.sqrt((c.conj() * c).sum(axis=1).real)  # inf where u_N = 0
+        norm_u = np.sqrt((c.conj() * c).sum(axis=1).real)
+        rel = np.divide(bound, norm_u, out=np.full_like(bound, np.inf), where=norm_u > 0)
         out = out_bound = None
         if self.output is not None:
             out, out_bound = self.output.evaluate(m, theta, phi, c, eps, beta)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
@@ -122,6 +122,13 @@ class MinThetaBound:
     coefficients: Coefficients
     theta_ref: NDArray[np.float64]
     alpha_ref: float
+    _active: NDArray[np.intp] = field(init=False, repr=False)
+    _scale: NDArray[np.float64] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        active = np.flatnonzero(np.asarray(self.theta_ref) > 0)
+        object.__setattr__(self, "_active", active)
+        object.__setattr__(self, "_scale", self.alpha_ref / np.asarray(self.theta_ref)[active])
 
     def __call__(self, mus: NDArray[np.float64]) -> NDArray[np.float64]:
         """Lower bounds for a batch ``mus`` (n_mu, P), shape (n_mu,)."""
@@ -129,6 +136,4 @@ class MinThetaBound:
 
     def from_theta(self, theta: NDArray) -> NDArray[np.float64]:
         """Lower bounds from already evaluated operator coefficients (n_mu, Q), shape (n_mu,)."""
-        theta = _real_nonnegative(theta)
-        active = self.theta_ref > 0
-        return self.alpha_ref * (theta[:, active] / self.theta_ref[active]).min(axis=1)
+        return (_real_nonnegative(theta)[:, self._active] * self._scale).min(axis=1)
