@@ -17,6 +17,7 @@ from .greedy import GreedyResult, GreedyStep, weak_greedy
 from .innerproduct import InnerProduct
 from .io import load, save
 from .matrix_eim import MatrixEIM, matrix_eim, vector_eim
+from .nonaffine import eim_functional, eim_operator, interpolation_indicator
 from .parallel import ParallelMap, solve_snapshots
 from .parameters import ParameterSpace
 from .problem import Problem, dual_problem
@@ -51,10 +52,13 @@ __all__ = [
     "StabilityError",
     "deim",
     "dual_problem",
+    "eim_functional",
     "eim_greedy",
+    "eim_operator",
     "extend",
     "gram_schmidt",
     "interpolation_coefficients_ls",
+    "interpolation_indicator",
     "load",
     "matrix_eim",
     "pod",

@@ -166,6 +166,8 @@ def _encode(model: ReducedModel, online_only: bool) -> tuple[Datasets, Attrs]:
     """Flatten a model into datasets {path: array} and root attributes {name: str | int}."""
     from . import __version__
 
+    if model.interpolation is not None:
+        raise ValueError("models with an interpolation-error indicator (matrix EIM) cannot be saved yet")
     space = model.parameter_space
     data: Datasets = {"parameter_space/lower": space.lower, "parameter_space/upper": space.upper,
                       "A_N": model.A_N, "f_N": model.f_N}

@@ -158,6 +158,8 @@ class OnlineResult:
         (see :class:`ReducedOutput`).
     estimator : str
     n : int
+    interpolation_error : ndarray, shape (n_mu,), or None
+        Indicator of the operator's interpolation error (non-affine models), included in ``bound``.
 
     """
 
@@ -170,6 +172,7 @@ class OnlineResult:
     output_bound: NDArray[np.float64] | None
     estimator: str
     n: int
+    interpolation_error: NDArray[np.float64] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,6 +193,10 @@ class ReducedModel:
     output : ReducedOutput or None
     basis : ndarray, shape (n_h, N), or None
         X-orthonormal basis, unless the model was saved online-only.
+    interpolation : callable, optional
+        ``(mus (n_mu, P), c (n_mu, n)) -> (n_mu,)`` indicator of the operator's
+        interpolation error (:func:`certrb.nonaffine.interpolation_indicator`),
+        added to the residual norm in the bound.
 
     """
 
@@ -203,6 +210,7 @@ class ReducedModel:
     default_estimator: str
     output: ReducedOutput | None = None
     basis: NDArray | None = field(default=None, repr=False)
+    interpolation: Callable[[NDArray, NDArray], NDArray] | None = field(default=None, repr=False)
     _flat: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -282,10 +290,11 @@ class ReducedModel:
             return self._evaluate(m, n, est)
         # large batches in cache-sized chunks: about twice as fast as one huge batched solve
         parts = [self._evaluate(m[s:s + _CHUNK], n, est) for s in range(0, m.shape[0], _CHUNK)]
-        fields = ("coefficients", "residual_norm", "stability", "bound", "relative_bound", "output", "output_bound")
-        joined = [None if getattr(parts[0], f) is None else np.concatenate([getattr(p, f) for p in parts])
-                  for f in fields]
-        return OnlineResult(*joined, est.name, n)
+        fields = ("coefficients", "residual_norm", "stability", "bound", "relative_bound", "output", "output_bound",
+                  "interpolation_error")
+        joined = {f: None if getattr(parts[0], f) is None else np.concatenate([getattr(p, f) for p in parts])
+                  for f in fields}
+        return OnlineResult(**joined, estimator=est.name, n=n)
 
     def _evaluate(self, m: NDArray, n: int, est: Estimator) -> OnlineResult:
         theta = evaluate_coefficients(self.operator_coefficients, m, self.A_N.shape[0], "operator")
@@ -293,13 +302,14 @@ class ReducedModel:
         c, x = solve_flat(*self._operators(n), theta, phi)
         eps = est.residual_norm(x, n)
         beta = self._stability(m, theta)
-        bound = eps / beta
+        delta = None if self.interpolation is None else self.interpolation(m, c)
+        bound = eps / beta if delta is None else (eps + delta) / beta
         norm_u = np.sqrt((c.conj() * c).sum(axis=1).real)
         rel = np.divide(bound, norm_u, out=np.full_like(bound, np.inf), where=norm_u > 0)
         out = out_bound = None
         if self.output is not None:
-            out, out_bound = self.output.evaluate(m, theta, phi, c, eps, beta)
-        return OnlineResult(c, eps, beta, bound, rel, out, out_bound, est.name, n)
+            out, out_bound = self.output.evaluate(m, theta, phi, c, eps if delta is None else eps + delta, beta)
+        return OnlineResult(c, eps, beta, bound, rel, out, out_bound, est.name, n, delta)
 
     def reconstruct(self, coefficients: ArrayLike) -> NDArray:
         """Truth vectors ``V[:, :n] c`` for coefficients (n_mu, n), n <= N; shape (n_mu, n_h)."""
@@ -317,4 +327,4 @@ class ReducedModel:
         merged = {**self.estimators, **estimators}
         return ReducedModel(self.parameter_space, self.operator_coefficients, self.rhs_coefficients, self.A_N,
                             self.f_N, self.stability, merged, default or self.default_estimator, self.output,
-                            self.basis)
+                            self.basis, self.interpolation)
