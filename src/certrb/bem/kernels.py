@@ -73,13 +73,19 @@ def subdivided_rule(levels: int = 2) -> tuple[NDArray[np.float64], NDArray[np.fl
 
 
 @njit(cache=True)
-def _triangle_potential(p, x0, x1, x2):
-    """``int_T 1 / |x - y| dy`` for the flat triangle with corners ``p: (3, 3)`` (closed form)."""
+def _unit_normal(p):
+    """Unit normal ``(p1 - p0) x (p2 - p0) / |...|`` of the triangle with corners ``p: (3, 3)``, a 3-tuple."""
     a0, a1, a2 = p[1, 0] - p[0, 0], p[1, 1] - p[0, 1], p[1, 2] - p[0, 2]
     b0, b1, b2 = p[2, 0] - p[0, 0], p[2, 1] - p[0, 1], p[2, 2] - p[0, 2]
     n0, n1, n2 = a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0
     nn = np.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
-    n0, n1, n2 = n0 / nn, n1 / nn, n2 / nn
+    return n0 / nn, n1 / nn, n2 / nn
+
+
+@njit(cache=True)
+def _triangle_potential(p, x0, x1, x2):
+    """``int_T 1 / |x - y| dy`` for the flat triangle with corners ``p: (3, 3)`` (closed form)."""
+    n0, n1, n2 = _unit_normal(p)
     w = abs(n0 * (x0 - p[0, 0]) + n1 * (x1 - p[0, 1]) + n2 * (x2 - p[0, 2]))
     total = 0.0
     for e in range(3):
@@ -108,11 +114,7 @@ def _triangle_potential(p, x0, x1, x2):
 @njit(cache=True)
 def _triangle_potential_gradient(p, x0, x1, x2):
     """``grad_x int_T 1 / |x - y| dy`` (closed form: edge logarithms and the solid angle), a 3-tuple."""
-    a0, a1, a2 = p[1, 0] - p[0, 0], p[1, 1] - p[0, 1], p[1, 2] - p[0, 2]
-    b0, b1, b2 = p[2, 0] - p[0, 0], p[2, 1] - p[0, 1], p[2, 2] - p[0, 2]
-    n0, n1, n2 = a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0
-    nn = np.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
-    n0, n1, n2 = n0 / nn, n1 / nn, n2 / nn
+    n0, n1, n2 = _unit_normal(p)
     ws = n0 * (x0 - p[0, 0]) + n1 * (x1 - p[0, 1]) + n2 * (x2 - p[0, 2])
     w = abs(ws)
     g0 = g1 = g2 = 0.0
