@@ -88,10 +88,9 @@ SNAPSHOT_SOLVER = "scipy splu, MMD_AT_PLUS_A ordering, SymmetricMode, no pivotin
 def symmetric_snapshots(problem: certrb.Problem, mus: NDArray[np.float64]) -> tuple[NDArray, float]:
     """Truth snapshots (n_h, n_mu), one factorization alive at a time, and their largest relative residual.
 
-    ``problem.solve`` factorizes with SuperLU's default column ordering (COLAMD)
-    and keeps 8 factorizations: at n_h = 1e6 that is minutes per solve and
-    gigabytes per factorization. A symmetric ordering is exact for these SPD
-    matrices and many times faster.
+    ``problem.solve`` keeps its last 8 factorizations, gigabytes each at
+    n_h = 1e6; here each is dropped after its solve. Without pivoting
+    (``diag_pivot_thresh=0``) the factorization is exact for these SPD matrices.
     """
     import scipy.sparse.linalg as spla
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certrb import InnerProduct, ShapeError, extend, gram_schmidt, pod
-from certrb.basis import qr_extend
+from certrb.basis import orthonormalize, qr_extend
 from conftest import p1_matrices
 
 N_H = 60
@@ -275,3 +275,15 @@ def test_pod_zero_snapshots(ip):
     modes, sv = pod(np.zeros((N_H, 3)), ip)
     assert modes.shape == (N_H, 0)
     np.testing.assert_array_equal(sv, 0.0)
+
+
+def test_orthonormalize_matches_qr_extend(ip, rng):
+    V = gram_schmidt(rng.standard_normal((N_H, 5)), ip)
+    W = rng.standard_normal((N_H, 3))
+    new, R, accepted = orthonormalize(np.asfortranarray(V), W, ip)
+    Q, R2, accepted2 = qr_extend(V, W, ip)
+    np.testing.assert_array_equal(Q[:, 5:], new)
+    np.testing.assert_array_equal(R, R2)
+    np.testing.assert_array_equal(accepted, accepted2)
+    assert _orth_defect(np.column_stack([V, new]), ip) < 1e-12
+    np.testing.assert_allclose(np.column_stack([V, new]) @ R, W, atol=1e-12 * np.abs(W).max())

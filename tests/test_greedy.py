@@ -54,3 +54,35 @@ def test_greedy_input_checks(small_problem):
         certrb.weak_greedy(small_problem, train, tol=float("nan"), max_basis=3)
     with pytest.raises(ParameterError, match="train"):
         certrb.weak_greedy(small_problem, train * 100, tol=1e-3, max_basis=3)
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).eps >= 1e-17, reason="numpy.longdouble is not wider than float64 here")
+def test_extended_greedy_goes_below_the_double_floor():
+    from certrb.problems import diffusion1d
+    from certrb.truth import true_error
+
+    problem = diffusion1d(1000)
+    train = problem.parameter_space.sample(100, rng=0)
+    test = problem.parameter_space.sample(20, rng=1)
+
+    def floor(model):  # min over N of the max relative true error, extended-precision reference
+        errors = [true_error(problem, model, test, n=n, refine=4) for n in range(1, model.n_basis + 1)]
+        return min(float(np.max(np.asarray(e / u, dtype=float))) for e, u in errors)
+
+    double = certrb.weak_greedy(problem, train, tol=0.0, max_basis=40)
+    ext = certrb.weak_greedy(problem, train, tol=0.0, max_basis=40, precision="extended")
+    assert ext.model.A_N.dtype == ext.model.basis.dtype == np.longdouble
+    assert ext.max_bounds.dtype == np.float64
+    assert ext.max_bounds[-1] < 1e-13
+    assert floor(ext.model) < floor(double.model) / 30
+
+
+def test_extended_greedy_input_checks(small_problem):
+    train = small_problem.parameter_space.sample(20, rng=2)
+    for kwargs in ({"estimator": "eim"}, {"estimators": ("orthonormal", "point-basis")}):
+        with pytest.raises(EstimatorError, match="precision='extended'"):
+            certrb.weak_greedy(small_problem, train, tol=0.0, max_basis=3, precision="extended", **kwargs)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        certrb.weak_greedy(small_problem, train, tol=0.0, max_basis=3, precision="quad")
+    with pytest.raises(ValueError, match="snapshot_refine"):
+        certrb.weak_greedy(small_problem, train, tol=0.0, max_basis=3, snapshot_refine=-1)

@@ -14,6 +14,7 @@ import pytest
 
 import certrb
 from certrb.errors import ModelFileError
+from certrb.io import _X87_BYTES, _X87_PADDED, _checksum
 from certrb.problems.diffusion1d import rhs_coefficients
 from certrb.rom import ReducedOutput
 from certrb.stability import MinThetaBound
@@ -57,7 +58,7 @@ def _assert_same_results(a, b):
             assert x == y, field.name
         else:
             assert x.dtype == y.dtype, field.name
-            assert np.array_equal(x, y), field.name
+            assert np.array_equal(x, y, equal_nan=x.dtype.kind in 'fc'), field.name
 
 
 def _assert_same_estimator(a, b):
@@ -68,6 +69,8 @@ def _assert_same_estimator(a, b):
         if isinstance(x, np.ndarray):
             assert x.dtype == y.dtype, field.name
             assert np.array_equal(x, y), field.name
+        elif dataclasses.is_dataclass(x):  # a round-off certificate
+            _assert_same_estimator(x, y)
         else:
             assert x == y, field.name
 
@@ -382,3 +385,41 @@ def test_round_trip_with_scm_stability(tmp_path):
     a, b = model.evaluate(mus), loaded.evaluate(mus)
     assert np.array_equal(a.stability, b.stability)
     assert np.array_equal(a.bound, b.bound)
+
+
+# --- extended precision --------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).eps >= 1e-17, reason="numpy.longdouble is not wider than float64 here")
+@pytest.mark.parametrize("which", ["small_problem", "complex_problem"])
+def test_extended_model_round_trips_bit_identically(which, request, tmp_path):
+    problem = request.getfixturevalue(which)
+    train = problem.parameter_space.sample(30, rng=3)
+    model = certrb.weak_greedy(problem, train, tol=0.0, max_basis=6, precision="extended",
+                               estimators=("orthonormal", "expanded")).model
+    ext = np.clongdouble if which == "complex_problem" else np.longdouble
+    assert model.A_N.dtype == model.basis.dtype == model.estimators["orthonormal"].R.dtype == ext
+    path = tmp_path / "model.h5"
+    certrb.save(model, path)
+    loaded = certrb.load(path)
+    for name in ("A_N", "f_N", "basis"):
+        assert getattr(loaded, name).dtype == ext, name
+        assert np.array_equal(getattr(loaded, name), getattr(model, name)), name
+    for name in ("orthonormal", "expanded"):
+        _assert_same_estimator(model.estimators[name], loaded.estimators[name])
+        for n in (model.n_basis, 2):
+            _assert_same_results(model.evaluate(train, estimator=name, n=n),
+                                 loaded.evaluate(train, estimator=name, n=n))
+
+
+@pytest.mark.skipif(not _X87_PADDED, reason="numpy.longdouble has no padding bytes here")
+def test_checksum_ignores_long_double_padding():
+    values = np.arange(1, 4, dtype=np.longdouble) / 3
+    for arr in (values, values + 1j * values[::-1]):
+        padded = arr.copy()
+        padded.view(np.uint8)[_X87_BYTES] ^= 0xFF  # a padding byte of the first value
+        assert np.array_equal(padded, arr)
+        assert _checksum({"a": padded}, {}) == _checksum({"a": arr}, {})
+        changed = arr.copy()
+        changed.view(np.uint8)[0] ^= 1  # the last mantissa bit
+        assert _checksum({"a": changed}, {}) != _checksum({"a": arr}, {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from scipy.sparse.linalg import spsolve
 
 import certrb.problem
 from certrb import (
@@ -318,3 +319,26 @@ def test_complex_problem_from_conftest_is_consistent():
     p = make_complex_problem(20)
     assert p.size == 19
     np.testing.assert_allclose(p.stability_lower_bound([[1.0, 1.0]]), [1.0])
+
+
+# --- fill-reducing ordering shared with X ---------------------------------------------------
+
+
+def test_ordering_of_x_reused_when_patterns_fit(mats, space1):
+    problem = _make(mats, space1)  # K and M are tridiagonal, like X = K
+    perm, _ = problem._ordered_operator()
+    np.testing.assert_array_equal(perm, problem.inner_product.ordering)
+    mu = np.array([[3.0]])
+    A = problem.operator.assemble(problem.operator.theta(mu)[0])
+    reference = spsolve(sp.csc_matrix(A), problem.rhs.assemble(mu)[0])
+    np.testing.assert_allclose(problem.solve(mu)[0], reference, rtol=1e-12)
+
+
+def test_ordering_falls_back_when_x_pattern_is_smaller(mats, space1):
+    K, M, F, _ = mats
+    wide = sp.diags([np.full(K.shape[0] - 2, 1e-3)] * 2, [-2, 2], shape=K.shape)  # outside X's pattern
+    problem = _make(mats, space1, operator=AffineOperator([K + wide, M], _theta2))
+    assert problem._ordered_operator() is None
+    mu = np.array([[3.0]])
+    A = problem.operator.assemble(problem.operator.theta(mu)[0])
+    np.testing.assert_allclose(A @ problem.solve(mu)[0], F, rtol=1e-10, atol=1e-14)

@@ -67,3 +67,97 @@ def test_builder_rejects_snapshot_in_span(small_problem):
     assert b.add_snapshots(U) == 2
     assert b.add_snapshots((U[:, :1] + 3 * U[:, 1:]) / 7) == 0
     assert b.n_basis == 2
+
+
+def test_builder_views_stay_valid_as_it_grows(small_problem):
+    U = snapshots(small_problem, 6, seed=4)
+    b = OfflineBuilder(small_problem)
+    b.add_snapshots(U[:, :1])
+    first, R_first = b.basis, b.R
+    kept = first.copy()
+    for j in range(1, 6):  # several buffer reallocations and in-place appends
+        b.add_snapshots(U[:, j:j + 1])
+    np.testing.assert_array_equal(first, kept)
+    np.testing.assert_array_equal(b.basis[:, :1], kept)
+    assert b.R.shape == (b.psi.shape[1], b.components.shape[1])
+    np.testing.assert_array_equal(b.R[:R_first.shape[0], :R_first.shape[1]], R_first)
+
+
+def test_builder_state_can_be_replaced(small_problem):
+    b = OfflineBuilder(small_problem, refine=0)
+    b.add_snapshots(snapshots(small_problem, 2, seed=5))
+    b.components = b.components.astype(np.longdouble)  # e.g. carried on in extended precision
+    b.riesz = small_problem.inner_product.riesz(b.components, refine=1)
+    b.gram = gram(b.components, b.riesz)
+    b.psi, b.R = b.psi[:, :0], b.R[:0, :0]
+    b.add_snapshots(snapshots(small_problem, 1, seed=6))
+    assert b.components.dtype == np.longdouble
+    assert b.riesz.shape == b.components.shape
+    assert b.gram.shape == (b.components.shape[1],) * 2  # extended by the new columns when read
+    assert np.allclose(np.asarray(b.psi @ b.R, dtype=float), np.asarray(b.riesz, dtype=float), atol=1e-12)
+
+
+# --- precision="extended" -------------------------------------------------------------------------------
+
+needs_long_double = pytest.mark.skipif(np.finfo(np.longdouble).eps >= 1e-17,
+                                       reason="numpy.longdouble is not wider than float64 here")
+
+
+@needs_long_double
+def test_extended_offline_state_is_longdouble_and_consistent(small_problem):
+    from certrb import extended
+
+    b = OfflineBuilder(small_problem, precision="extended")
+    assert (b.refine, b.rtol) == (2, extended.working_rtol(np.longdouble))
+    assert b.add_snapshots(small_problem.solve(small_problem.parameter_space.sample(5, rng=3), refine=2).T) == 5
+    for name in ("basis", "components", "riesz", "psi", "R", "gram", "A_N", "f_N"):
+        assert getattr(b, name).dtype == np.longdouble, name
+    ip = small_problem.inner_product
+    eps = float(np.finfo(np.longdouble).eps)
+    # orthogonal, A_N, f_N and Psi R to extended (not double) round-off; the column norms are
+    # divided out as float64 by certrb.basis.orthonormalize, a scaling that does not change the span
+    defect = np.abs(ip.gram(b.basis) - np.eye(5))
+    assert float(np.max(defect - np.diag(np.diag(defect)))) < 1e3 * eps
+    assert float(np.max(np.diag(defect))) < 1e-15
+    A_ext = extended.project_operator(small_problem.operator.terms, b.basis)
+    assert float(np.max(np.abs(b.A_N - A_ext) / np.max(np.abs(A_ext)))) < 1e3 * eps
+    f_ext = extended.project_functional(small_problem.rhs.terms, b.basis)
+    assert float(np.max(np.abs(b.f_N - f_ext) / np.max(np.abs(f_ext)))) < 1e3 * eps
+    assert float(np.max(np.abs(b.psi @ b.R - b.riesz)) / np.max(np.abs(b.riesz))) < 1e3 * eps
+    c, x = b.solve_reduced(small_problem.parameter_space.sample(3, rng=4), 5)
+    assert c.dtype == x.dtype == np.longdouble
+
+
+@needs_long_double
+def test_extended_model_is_not_certified(small_problem):
+    V = snapshots(small_problem, 4, seed=7)
+    model = certrb.reduce(small_problem, V, ("orthonormal", "expanded"), precision="extended")
+    assert model.A_N.dtype == model.f_N.dtype == model.basis.dtype == np.longdouble
+    assert certrb.reduce(small_problem, model.basis, precision="extended").n_basis == 4  # re-orthonormalized
+    for name in ("orthonormal", "expanded"):
+        res = model.evaluate(small_problem.parameter_space.sample(6, rng=8), estimator=name)
+        assert res.coefficients.dtype == np.longdouble
+        assert np.isnan(res.roundoff).all()
+        assert np.array_equal(res.bound, res.estimate)
+        assert not res.rigorous
+
+
+@pytest.mark.parametrize("name", ["point-basis", "eim", "eim-stabilized"])
+def test_extended_refuses_estimators_without_extended_support(small_problem, name):
+    V = snapshots(small_problem, 3, seed=9)
+    with pytest.raises(certrb.EstimatorError, match="precision='extended'"):
+        certrb.reduce(small_problem, V, ("orthonormal", name), precision="extended")
+    b = OfflineBuilder(small_problem, precision="extended")
+    b.add_snapshots(V)
+    with pytest.raises(certrb.EstimatorError, match="precision='extended'"):
+        b.estimator(name)
+    with pytest.raises(certrb.EstimatorError, match="precision='extended'"):
+        b.model((name,))
+
+
+@pytest.mark.parametrize("precision", ["single", "Extended", None])
+def test_precision_is_validated(small_problem, precision):
+    with pytest.raises(ValueError, match="precision must be one of"):
+        OfflineBuilder(small_problem, precision=precision)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        certrb.reduce(small_problem, snapshots(small_problem, 2), precision=precision)

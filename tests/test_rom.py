@@ -1,5 +1,7 @@
 """ReducedModel: Galerkin solves, bounds, outputs, nesting, input checks."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,25 @@ def test_online_only_model_cannot_reconstruct(small_problem, small_greedy):
     with pytest.raises(ShapeError, match="without its basis"):
         model.reconstruct(np.ones((1, model.n_basis)))
     assert model.evaluate([1.0, 2.0]).bound.shape == (1,)
+
+
+def test_extended_precision_operators_select_the_refined_solve(small_problem, small_greedy):
+    """A model whose reduced operators are stored in longdouble solves in extended precision."""
+    from certrb.extended import project_functional, project_operator
+
+    model = small_greedy.model
+    A_ext = project_operator(small_problem.operator.terms, model.basis)
+    f_ext = project_functional(small_problem.rhs.terms, model.basis)
+    ext = dataclasses.replace(model, A_N=A_ext, f_N=f_ext)
+    mus = small_problem.parameter_space.sample(5, rng=3)
+    for batch in (mus, mus[:1]):
+        c_ext = ext.solve(batch)
+        assert c_ext.dtype == np.longdouble
+        # the extended residual of the reduced system is far below double round-off
+        theta = small_problem.operator.theta(batch).astype(np.longdouble)
+        phi = small_problem.rhs.theta(batch).astype(np.longdouble)
+        A = np.einsum("mq,qij->mij", theta, A_ext)
+        r = phi @ f_ext - np.einsum("mij,mj->mi", A, c_ext)
+        assert np.max(np.abs(r)) < 1e-18 * np.max(np.abs(phi @ f_ext))
+        assert np.allclose(np.asarray(c_ext, dtype=float), model.solve(batch), rtol=1e-10, atol=1e-12)
+    assert ext.evaluate(mus).bound.shape == (5,)

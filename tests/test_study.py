@@ -46,6 +46,11 @@ def test_study_shows_the_phenomenon(study):
     for name in ("orthonormal", "eim-stabilized"):
         assert floors[name] <= 10 * max(floors["truth-double"], 1e-13)
     assert all(results["violations"][name] == 0 for name in ("orthonormal", "eim", "eim-stabilized"))
+    # the round-off-certified bounds hold everywhere, the round-off regime included, E1's too
+    assert results["certified_violations"] == {name: 0 for name in ("expanded", "orthonormal", "eim", "eim-stabilized")}
+    true_err = np.array(results["true_error"])
+    assert np.nanmin(true_err) < 1e-11  # the regime was reached
+    assert len(results["certified_bound"]["orthonormal"]) == len(results["sizes"])
     # the expanded-driven greedy stalls above the stable one
     g = results["greedy"]
     best = lambda rec: min(b for b in rec["max_bound"] if b is not None)  # noqa: E731

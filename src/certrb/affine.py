@@ -37,6 +37,11 @@ def evaluate_coefficients(func: Coefficients, mus: NDArray[np.float64], n_terms:
     -------
     theta : ndarray, shape (n_mu, Q), float64 or complex128
 
+    Raises
+    ------
+    ShapeError
+        On a wrong shape, a non-numeric dtype, or NaN / infinite values.
+
     """
     theta = np.asarray(func(mus))
     if theta.shape != (mus.shape[0], n_terms):
@@ -44,6 +49,8 @@ def evaluate_coefficients(func: Coefficients, mus: NDArray[np.float64], n_terms:
             f"{what} coefficients must return shape ({mus.shape[0]}, {n_terms}) for mus of shape "
             f"{mus.shape}; got {theta.shape}"
         )
+    if theta.dtype.kind not in "biufc":  # strings, objects (e.g. None): refuse rather than fail inside numpy
+        raise ShapeError(f"{what} coefficients must return a numeric array; got dtype {theta.dtype}")
     if theta.dtype.kind not in "fc" or theta.dtype.itemsize < 8:
         theta = theta.astype(np.result_type(theta.dtype, np.float64))
     if not np.isfinite(theta).all():

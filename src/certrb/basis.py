@@ -6,22 +6,32 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import ShapeError
-from .innerproduct import InnerProduct, herm
+from .innerproduct import InnerProduct, _column_dots, herm
 
-__all__ = ["extend", "gram_schmidt", "pod", "qr_extend"]
+__all__ = ["extend", "gram_schmidt", "orthonormalize", "pod", "qr_extend"]
 
 _MAX_PASSES = 4
 
 
-def qr_extend(
+def _coefficients(Q: NDArray, XW: NDArray) -> NDArray:
+    """``Q^H (X W)`` (N, k), computed as ``((X W)^H Q)^H``: one fast pass over a tall, thin Q."""
+    return herm(herm(XW) @ Q)
+
+
+def _combine(Q: NDArray, c: NDArray) -> NDArray:
+    """``Q c`` (n_h, k), computed as ``(c^T Q^T)^T`` (the faster GEMM orientation for tall Q)."""
+    return (c.T @ Q.T).T
+
+
+def orthonormalize(
     basis: NDArray, vectors: NDArray, inner_product: InnerProduct, *, rtol: float = 1e-12
 ) -> tuple[NDArray, NDArray, NDArray[np.bool_]]:
-    """Extend an X-orthonormal basis by new vectors and return the QR coefficients.
+    """X-orthonormalize new vectors against an X-orthonormal basis, without copying the basis.
 
     Block classical Gram-Schmidt against ``basis``: two passes ("twice is
     enough"), repeated while a pass removes more than half of some vector's norm
     (at most 4 passes), so that nearly dependent vectors still come out
-    orthonormal; each pass reads the basis once for the whole block. Then each
+    orthonormal; each pass reads the basis twice for the whole block. Then each
     new vector is orthogonalized against the accepted new ones, repeated (now
     against the whole basis) while a pass cancels more than half of its norm.
     A vector whose final norm is at most ``rtol`` times its original norm is
@@ -30,7 +40,8 @@ def qr_extend(
     Parameters
     ----------
     basis : ndarray, shape (n_h, N)
-        X-orthonormal columns (N may be 0).
+        X-orthonormal columns (N may be 0), any memory layout (column-major is
+        fastest).
     vectors : ndarray, shape (n_h, k)
         Candidates.
     inner_product : InnerProduct
@@ -39,10 +50,10 @@ def qr_extend(
 
     Returns
     -------
-    new_basis : ndarray, shape (n_h, N + a)
-        ``basis`` followed by the ``a`` accepted, orthonormalized vectors.
+    new : ndarray, shape (n_h, a)
+        The ``a`` accepted vectors, orthonormalized; ``[basis, new]`` is X-orthonormal.
     R : ndarray, shape (N + a, k)
-        Coefficients with ``vectors ~= new_basis @ R`` (upper trapezoidal in
+        Coefficients with ``vectors ~= [basis, new] @ R`` (upper trapezoidal in
         the new rows).
     accepted : ndarray of bool, shape (k,)
 
@@ -53,27 +64,29 @@ def qr_extend(
     dtype = np.result_type(basis.dtype, vectors.dtype, X.dtype)
     n0, k = basis.shape[1], vectors.shape[1]
     Q = basis.astype(dtype, copy=False)
-    W = vectors.astype(dtype, copy=True)
+    W = np.array(vectors, dtype=dtype, order="C")  # row-major: sparse products take it without a copy
     R = np.zeros((n0 + k, k), dtype=dtype)
-    norms = inner_product.norms(W)
-    original = norms.copy()
-    for i in range(_MAX_PASSES):  # block passes against the old basis (one read of it per pass)
-        c = herm(Q) @ (X @ W)
-        W -= Q @ c
+    XW = X @ W
+    norms = original = np.sqrt(np.maximum(_column_dots(W, XW), 0.0))
+    for i in range(_MAX_PASSES if n0 else 0):  # block passes against the old basis (two reads of it per pass)
+        c = _coefficients(Q, XW)
+        W -= _combine(Q, c)
         R[:n0] += c
-        new_norms = inner_product.norms(W)
-        if i >= 1 and np.all(new_norms > 0.5 * norms):  # twice, then while a pass cancels much
-            break
+        XW = X @ W
+        new_norms = np.sqrt(np.maximum(_column_dots(W, XW), 0.0))
+        settled = i >= 1 and np.all(new_norms > 0.5 * norms)  # twice, then while a pass cancels much
         norms = new_norms
+        if settled:
+            break
     new = np.zeros((W.shape[0], 0), dtype=dtype)
     accepted = np.zeros(k, dtype=bool)
     for j in range(k):  # within the block, against the accepted new vectors (few, cheap)
-        w, nrm = W[:, j], float(new_norms[j])
+        w, nrm = W[:, j], float(norms[j])
         for p in range(_MAX_PASSES):
             c = herm(new) @ (X @ w)
             w = w - new @ c
             R[n0:n0 + new.shape[1], j] += c
-            if p > 0:  # a pass that follows a cancelling one also re-orthogonalizes against the old basis
+            if p > 0 and n0:  # a pass that follows a cancelling one also re-orthogonalizes against the old basis
                 c = herm(Q) @ (X @ w)
                 w = w - Q @ c
                 R[:n0, j] += c
@@ -86,8 +99,29 @@ def qr_extend(
             R[n0 + new.shape[1], j] = nrm
             new = np.concatenate([new, (w / nrm)[:, None]], axis=1)
             accepted[j] = True
-    Q = np.concatenate([Q, new], axis=1)
-    return Q, R[: Q.shape[1]], accepted
+    return new, R[: n0 + new.shape[1]], accepted
+
+
+def qr_extend(
+    basis: NDArray, vectors: NDArray, inner_product: InnerProduct, *, rtol: float = 1e-12
+) -> tuple[NDArray, NDArray, NDArray[np.bool_]]:
+    """Extend an X-orthonormal basis by new vectors and return the QR coefficients.
+
+    See :func:`orthonormalize` for the algorithm and parameters.
+
+    Returns
+    -------
+    new_basis : ndarray, shape (n_h, N + a)
+        ``basis`` followed by the ``a`` accepted, orthonormalized vectors.
+    R : ndarray, shape (N + a, k)
+        Coefficients with ``vectors ~= new_basis @ R`` (upper trapezoidal in
+        the new rows).
+    accepted : ndarray of bool, shape (k,)
+
+    """
+    new, R, accepted = orthonormalize(basis, vectors, inner_product, rtol=rtol)
+    Q = basis.astype(new.dtype, copy=False)
+    return np.concatenate([Q, new], axis=1), R, accepted
 
 
 def extend(

@@ -38,11 +38,13 @@ def write_json_atomic(data: dict, path: Path) -> None:
 
 def _floors_table(results: dict) -> Table:
     table = Table(title="Estimator floors (relative residual below which deviation from E0 extended > 1%)")
-    for col in ("estimator", "floor", "observed", "violations (bound < error)"):
+    for col in ("estimator", "floor", "observed", "violations (estimate < error)", "certified bound < error"):
         table.add_column(col)
+    certified = results.get("certified_violations", {})
     for name, floor in results["floors"].items():
         seen = "yes" if results["floors_reached"][name] else "below this"
-        table.add_row(name, f"{floor:.2e}", seen, str(results["violations"].get(name, "-")))
+        table.add_row(name, f"{floor:.2e}", seen, str(results["violations"].get(name, "-")),
+                      str(certified.get(name, "-")))
     return table
 
 
@@ -118,6 +120,66 @@ def reproduce_helmholtz1d(
     _run_study("helmholtz1d", problem, settings, {"n_elements": elements, "k_max": k_max}, out, verbose)
 
 
+def _scattering_table(results: dict) -> Table:
+    mie, speed = results["mie_relative_error"], results["speedup"]
+    table = Table(title=f"scattering3d: n_h = {results['problem']['n_h']}, k in {results['problem']['k_range']}, "
+                        f"N = {results['sizes'][-1]}")
+    for col in ("estimator", "violations (bound < error)", "below truth floor", "min effectivity"):
+        table.add_column(col)
+    err = np.array(results["true_error"], dtype=float)
+    for name, rows in results["bound"].items():
+        eff = [np.nanmin(np.array(b, dtype=float) / e) for b, e in zip(rows, err, strict=True) if b is not None]
+        table.add_row(name, str(results["violations"][name]), str(results["violations_below_floor"][name]),
+                      f"{min(eff):.3g}")
+    table.caption = (f"truth vs Mie: {min(mie['truth']):.2%}..{max(mie['truth']):.2%}; RB vs Mie at k = "
+                     f"{mie['rb']['k']:.4f}: {mie['rb']['rb']:.2%}; online speed-up {speed['speedup']:.0f}x "
+                     f"({speed['online_seconds'] * 1e3:.1f} ms vs {speed['truth_seconds']:.2f} s)")
+    return table
+
+
+@reproduce_app.command("scattering3d")
+def reproduce_scattering3d(
+    level: Annotated[int, typer.Option(help="Icosphere level (20 * 4**level triangles).")] = 2,
+    k_min: Annotated[float, typer.Option(help="Smallest wavenumber.")] = 1.0,
+    k_max: Annotated[float, typer.Option(help="Largest wavenumber (resolved by the mesh).")] = 3.0,
+    train: _Train = 100,
+    test: _Test = 20,
+    max_basis: _MaxBasis = 25,
+    max_points: _MaxPoints = 1000,
+    eim_train: Annotated[int, typer.Option(help="Wavenumbers (uniform grid) of the matrix and vector EIM.")] = 41,
+    scm_train: Annotated[int, typer.Option(help="Wavenumbers (uniform grid) of the inf-sup SCM.")] = 201,
+    seed: _Seed = 0,
+    out: _Out = Path("results"),
+    verbose: _Verbose = False,
+) -> None:
+    """3D acoustic scattering by the unit sphere (BEM, matrix EIM in k, inf-sup SCM), validated against Mie."""
+    from .plots import plot_scattering_study
+    from .problems.scattering3d import check_wavenumber_range, scattering_study
+
+    try:
+        check_wavenumber_range(level, (k_min, k_max))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--k-min/--k-max/--level") from exc
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        results = scattering_study(level, (k_min, k_max), n_train=train, n_test=test, max_basis=max_basis,
+                                   seed=seed, max_points=max_points, progress=progress,
+                                   model_options={"eim_train": eim_train, "scm_train": scm_train})
+    json_path, png_path = out / "scattering3d.json", out / "scattering3d.png"
+    write_json_atomic(results, json_path)
+    plot_scattering_study(results, png_path, title=f"scattering3d, level {level}, n_h = {results['problem']['n_h']}")
+    console.print(_scattering_table(results))
+    console.print(f"wrote {json_path} and {png_path}")
+
+
 @app.command()
 def info(model: Annotated[Path, typer.Argument(help="Saved model file (HDF5).")]) -> None:
     """Describe a saved reduced model."""
@@ -152,7 +214,8 @@ def evaluate(
     except ValueError as exc:
         raise typer.BadParameter(f"--mu must be comma-separated numbers: {exc}") from exc
     res = rom.evaluate(mus, estimator=estimator, n=n)
-    table = Table(title=f"{res.estimator}, N = {res.n}")
+    kind = "round-off certified" if res.rigorous else "estimate, not round-off certified"
+    table = Table(title=f"{res.estimator}, N = {res.n}, bound: {kind}")
     for col in ("mu", "||u_N||", "residual norm", "bound", "relative bound"):
         table.add_column(col)
     for i, m in enumerate(mus):
@@ -164,3 +227,106 @@ def evaluate(
 def main() -> None:  # pragma: no cover - console entry point
     """Run the command line."""
     app()
+
+
+# --- certrb bench -----------------------------------------------------------------------------
+
+BENCHMARKS = ("online", "vs_pymor", "scaling", "dask_throughput")
+"""Benchmark scripts run by ``certrb bench``, in order (``benchmarks/<name>.py``)."""
+
+_BENCH_NEEDS = {"vs_pymor": "pymor", "dask_throughput": "distributed"}  # optional module each one needs
+_BENCH_EXTRA_ARGS = {"vs_pymor": ("--big",)}  # the 3x3 block to N = 70 is part of the comparison
+
+
+def _benchmark_folder(folder: Path | None) -> Path:
+    """The folder holding the benchmark scripts: ``folder``, or ``benchmarks/`` of the source checkout."""
+    path = folder if folder is not None else Path(__file__).resolve().parents[2] / "benchmarks"
+    missing = [name for name in BENCHMARKS if not (path / f"{name}.py").is_file()]
+    if missing:
+        raise typer.BadParameter(
+            f"no benchmark scripts {', '.join(missing)} in {path}: `certrb bench` runs the scripts of a source "
+            "checkout of certrb (they are not installed with the package); pass --benchmarks FOLDER",
+            param_hint="--benchmarks")
+    return path
+
+
+def _run_benchmark(script: Path, out: Path, quick: bool, threads: int) -> dict:
+    """Run one benchmark script in a fresh interpreter; its status, wall time and output tail."""
+    import subprocess
+    import sys
+    import time
+
+    name = script.stem
+    cmd = [sys.executable, str(script), "--out", str(out), *(("--quick",) if quick else ()),
+           *_BENCH_EXTRA_ARGS.get(name, ())]
+    pinned = {var: str(threads) for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env = {**os.environ, **pinned, "MPLBACKEND": "Agg"}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    record = {"status": "ok" if proc.returncode == 0 else "failed", "returncode": proc.returncode,
+              "wall_s": time.perf_counter() - t0, "command": [Path(cmd[0]).name, *cmd[1:]],
+              "summary": proc.stdout.strip().splitlines()[-12:],
+              "files": sorted(p.name for p in (out / f"{name}.json", out / f"{name}.png") if p.is_file())}
+    if proc.returncode != 0:
+        record["stderr_tail"] = proc.stderr.strip().splitlines()[-20:]
+    return record
+
+
+@app.command()
+def bench(
+    out: _Out = Path("bench-results"),
+    quick: Annotated[bool, typer.Option("--quick", help="Smoke-size runs (seconds each).")] = False,
+    only: Annotated[list[str] | None, typer.Option(
+        help=f"Run only this benchmark (repeatable): {', '.join(BENCHMARKS)}.")] = None,
+    benchmarks: Annotated[Path | None, typer.Option(
+        help="Folder of the benchmark scripts (default: benchmarks/ of this source checkout).")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="BLAS/OpenMP threads of each benchmark process.")] = 1,
+) -> None:
+    """Run the benchmarks (online, vs_pymor, scaling, dask_throughput), each writing JSON + PNG to OUT.
+
+    The benchmarks are the scripts in the source tree's ``benchmarks/`` folder,
+    run by path, each in a fresh Python process; they are not part of the
+    installed package. That keeps one implementation of each benchmark (the
+    script documented in benchmarks/README.md, which imports its siblings, the
+    pyMOR twin among them), lets the BLAS thread count be pinned before numpy
+    loads (it cannot be changed in this already running process), and isolates
+    the runs from one another (memory of the 1e6-unknown mesh, process pools,
+    dask clusters, factorization caches). From an installed wheel, point
+    ``--benchmarks`` at a checkout's folder. ``vs_pymor`` runs when pyMOR is
+    importable and ``dask_throughput`` when dask.distributed is, otherwise they
+    are reported as skipped. ``OUT/bench.json`` records what ran, for how long
+    and with which result.
+    """
+    import importlib.util
+
+    chosen = list(dict.fromkeys(only)) if only else list(BENCHMARKS)
+    unknown = sorted(set(chosen) - set(BENCHMARKS))
+    if unknown:
+        raise typer.BadParameter(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
+                                 param_hint="--only")
+    folder = _benchmark_folder(benchmarks)
+    out.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, dict] = {}
+    for name in chosen:
+        needed = _BENCH_NEEDS.get(name)
+        if needed is not None and importlib.util.find_spec(needed) is None:
+            runs[name] = {"status": "skipped", "reason": f"{needed} is not importable"}
+            continue
+        with console.status(f"benchmark {name}{' (quick)' if quick else ''} ..."):
+            runs[name] = _run_benchmark(folder / f"{name}.py", out, quick, threads)
+    write_json_atomic({"quick": quick, "threads": threads, "benchmarks": runs}, out / "bench.json")
+    table = Table(title=f"certrb bench{' --quick' if quick else ''}")
+    for col in ("benchmark", "status", "seconds", "files"):
+        table.add_column(col)
+    for name, run in runs.items():
+        detail = run.get("reason") or ", ".join(run["files"])
+        table.add_row(name, run["status"], f"{run['wall_s']:.1f}" if "wall_s" in run else "-", detail)
+    console.print(table)
+    for name, run in runs.items():
+        lines = run.get("summary", []) if run["status"] == "ok" else run.get("stderr_tail", [])
+        if lines:
+            console.print(f"[bold]{name}[/bold]")
+            console.print(*lines, sep="\n", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"wrote {out / 'bench.json'}")
+    if any(run["status"] == "failed" for run in runs.values()):
+        raise typer.Exit(code=1)

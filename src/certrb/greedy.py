@@ -79,11 +79,14 @@ def weak_greedy(
     estimator: str = "orthonormal",
     relative: bool = True,
     estimators: tuple[str, ...] | None = None,
-    refine: int = 1,
+    refine: int | None = None,
     rng=None,
     options: Mapping | None = None,
     callback: Callable[[GreedyStep], None] | None = None,
     dual: ReducedModel | None = None,
+    certify: bool = True,
+    precision: str = "double",
+    snapshot_refine: int | None = None,
 ) -> GreedyResult:
     """Weak greedy: repeatedly add the truth snapshot where the bound is largest.
 
@@ -103,8 +106,9 @@ def weak_greedy(
         Use ``bound / ||u_N||_V`` rather than the absolute bound.
     estimators : tuple of str, optional
         Estimators attached to the final model (default: ``(estimator,)``).
-    refine : int
-        Extended-precision refinement steps of offline Riesz solves.
+    refine : int, optional
+        Extended-precision refinement steps of offline Riesz solves (default 1 in
+        double precision, 2 in extended precision).
     rng : Generator, int or None
         For the interpolation-based estimators' random choices.
     options : mapping, optional
@@ -113,10 +117,30 @@ def weak_greedy(
         Called with each :class:`GreedyStep` (progress reporting).
     dual : ReducedModel, optional
         Reduced dual model attached to the final model (see :func:`certrb.reduce`).
+    certify : bool
+        Measure the round-off certificates of the final model's estimators (see
+        :func:`certrb.reduce`; ignored with ``precision="extended"``).
+    precision : {"double", "extended"}
+        Working precision of the offline state, the training sweeps and the final
+        model (see :class:`certrb.reduce.OfflineBuilder`). ``"extended"`` keeps the
+        snapshots, the basis, the residual data and the reduced solves in
+        numpy.longdouble; only the ``orthonormal`` and ``expanded`` estimators are
+        available, without round-off certificates.
+    snapshot_refine : int, optional
+        Extended-precision refinement steps of the truth snapshot solves
+        (:meth:`certrb.Problem.solve`); default 0 in double precision, 2 in
+        extended precision (whose snapshots are then kept in longdouble).
 
     Returns
     -------
     GreedyResult
+
+    Raises
+    ------
+    EstimatorError
+        On an unknown estimator, or one not available in extended precision.
+    ValueError
+        On an unknown ``precision``, a negative ``tol`` or ``snapshot_refine``.
 
     """
     check_name(estimator)
@@ -125,9 +149,15 @@ def weak_greedy(
         raise ShapeError(f"max_basis must be a positive integer; got {max_basis!r}")
     if not tol >= 0:
         raise ValueError(f"tol must be non-negative; got {tol!r}")
+    builder = OfflineBuilder(problem, refine=refine, precision=precision)
+    final = estimators if estimators is not None else (estimator,)
+    for name in (estimator, *final):
+        builder.check_estimator(name)
+    steps = (2 if builder.extended else 0) if snapshot_refine is None else snapshot_refine
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"snapshot_refine must be a non-negative integer; got {snapshot_refine!r}")
     gen = np.random.default_rng(rng)
     beta = check_stability(problem.stability(mus), mus.shape[0])
-    builder = OfflineBuilder(problem, refine=refine)
     history: list[GreedyStep] = []
     reason = "max_basis"
     phi = problem.rhs.theta(mus)  # start where ||f(mu)||_2 is largest, from the small Gram of the f_p
@@ -146,7 +176,7 @@ def weak_greedy(
             reason = "tolerance"
         elif builder.n_basis >= max_basis:
             reason = "max_basis"
-        elif builder.add_snapshots(problem.solve(mus[i_max:i_max + 1]).T) == 0:
+        elif builder.add_snapshots(problem.solve(mus[i_max:i_max + 1], refine=int(steps)).T) == 0:
             reason = "in_span"
         else:
             reason = ""
@@ -157,9 +187,8 @@ def weak_greedy(
             callback(step)
         if reason:
             break
-    final = estimators if estimators is not None else (estimator,)
     model = builder.model(final, default=estimator if estimator in final else None, train=mus, rng=gen,
-                          options=options, dual=dual)
+                          options=options, dual=dual, certify=certify)
     return GreedyResult(model, history, reason)
 
 
@@ -170,4 +199,4 @@ def _train_bounds(builder: OfflineBuilder, mus: NDArray, beta: NDArray, name: st
     bound = est.residual_norm(x, builder.n_basis) / beta
     if relative:
         bound = bound / np.maximum(np.linalg.norm(c, axis=1), np.finfo(float).tiny)
-    return bound
+    return np.asarray(bound, dtype=np.float64)  # extended precision: longdouble norms, compared in double

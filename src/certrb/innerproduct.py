@@ -54,6 +54,7 @@ class InnerProduct:
     matrix: sp.csr_matrix
     _lu: spla.SuperLU = field(repr=False)
     _matrix_ext: sp.csr_matrix = field(repr=False)
+    _ordering: NDArray[np.intp] = field(repr=False)
 
     def __init__(self, matrix: sp.spmatrix | sp.sparray | NDArray) -> None:
         X = sp.csr_matrix(matrix)
@@ -81,11 +82,21 @@ class InnerProduct:
         object.__setattr__(self, "matrix", X)
         object.__setattr__(self, "_lu", lu)
         object.__setattr__(self, "_matrix_ext", ext)
+        object.__setattr__(self, "_ordering", np.argsort(lu.perm_c))
 
     @property
     def size(self) -> int:
         """Truth dimension n_h."""
         return self.matrix.shape[0]
+
+    @property
+    def ordering(self) -> NDArray[np.intp]:
+        """Fill-reducing symmetric ordering ``p`` of X, shape (n_h,), intp.
+
+        ``X[p][:, p]`` has a sparse LU factorization in the natural order; so
+        has any matrix whose sparsity pattern lies within that of X.
+        """
+        return self._ordering
 
     def riesz(self, g: NDArray, *, refine: int = 0) -> NDArray:
         """Riesz representatives ``X^{-1} g``.

@@ -21,6 +21,12 @@ load. The checksum is the SHA-256 of every dataset (path, dtype, shape and
 bytes, in sorted path order) followed by every root attribute but the checksum
 itself (sorted by name).
 
+Models built with ``precision="extended"`` store ``A_N``, ``f_N``, the basis and
+the estimator data as numpy.longdouble / numpy.clongdouble, which HDF5 keeps
+natively; such files are read back on platforms with the same long double
+format. The 80-bit x87 format is padded to 16 bytes whose last 6 are arbitrary:
+the checksum covers the 10 bytes of each value only.
+
 h5py is needed (``pip install "certrb[io]"``) and imported only here.
 """
 
@@ -32,6 +38,7 @@ import importlib
 import json
 import os
 import secrets
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -45,6 +52,7 @@ from .estimators.eim import EIMEstimator
 from .estimators.expanded import ExpandedEstimator
 from .estimators.orthonormal import OrthonormalEstimator
 from .estimators.point_basis import PointBasisEstimator
+from .estimators.roundoff import FactorCertificate
 from .parameters import ParameterSpace
 from .rom import ReducedModel, ReducedOutput
 from .scm import SCM
@@ -59,6 +67,11 @@ _SCM_ARRAYS = ("box", "points", "values", "lower_values", "y", "history", "scali
 _CONJ = "conj:"  # prefix of the import path of a Conjugated coefficient function
 _DUAL_DATA, _DUAL_ATTR = "output/dual/", "dual/"  # where a dual model is stored
 _HEADER = ("format", "version", "certrb_version", "datasets", "checksum")  # root-only attributes
+
+# x86 long double: 10 bytes of value (64-bit mantissa with explicit integer bit) padded to 12 or 16
+_X87_BYTES = 10
+_X87_PADDED = (np.finfo(np.longdouble).nmant == 63 and np.dtype(np.longdouble).itemsize > _X87_BYTES
+               and sys.byteorder == "little")
 
 _ESTIMATOR_TYPES = (ExpandedEstimator, OrthonormalEstimator, EIMEstimator, PointBasisEstimator)
 # errors h5py raises on unreadable, truncated or malformed files
@@ -273,13 +286,21 @@ def _resolve(path: str) -> Any:
     return obj
 
 
+def _value_bytes(arr: NDArray) -> bytes:
+    """The bytes of an array's values; x87 long doubles without their (arbitrary) padding bytes."""
+    if arr.dtype.type not in (np.longdouble, np.clongdouble) or not _X87_PADDED:
+        return arr.tobytes()
+    real = np.ascontiguousarray(arr).reshape(-1).view(np.longdouble)  # complex: (re, im) pairs
+    return real.view(np.uint8).reshape(-1, real.itemsize)[:, :_X87_BYTES].tobytes()
+
+
 def _checksum(data: Mapping[str, NDArray], attrs: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of every dataset and every root attribute except ``checksum``."""
     h = hashlib.sha256()
     for key in sorted(data):
         arr = np.asarray(data[key])
         h.update(f"D\0{key}\0{arr.dtype.str}\0{arr.shape}\0{arr.nbytes}\0".encode())
-        h.update(arr.tobytes())
+        h.update(_value_bytes(arr))
     for key in sorted(k for k in attrs if k != "checksum"):
         value = attrs[key]
         text = str(int(value)) if isinstance(value, int | np.integer) else str(value)
@@ -459,13 +480,25 @@ def _decode_estimator(data: Datasets, key: str, est_name: str, name: str) -> Any
     def get(array_name: str) -> NDArray:
         return _take(data, f"estimators/{key}/{array_name}", name)
 
+    def certificate() -> FactorCertificate | None:
+        prefix = f"estimators/{key}/certificate_"
+        if not any(k.startswith(prefix) for k in data):
+            return None  # saved without a round-off certificate: its bound is the plain estimate
+        fields = ("defects", "norms", "orthogonality", "column_norms", "rows")
+        return FactorCertificate.from_arrays({f"certificate_{f}": get(f"certificate_{f}") for f in fields},
+                                             "certificate_")
+
     if est_name == "expanded":
-        return ExpandedEstimator(get("G"))
+        certified = f"estimators/{key}/slack" in data
+        return ExpandedEstimator(get("G"), get("slack") if certified else None, get("norms") if certified else None)
     if est_name == "orthonormal":
-        return OrthonormalEstimator(get("R"))
+        return OrthonormalEstimator(get("R"), certificate())
     if est_name in ("eim", "eim-stabilized"):
-        return EIMEstimator(get("vectors"), get("indices"), get("matrix"), get("R"),
-                            bool(get("stabilized")[()]), get("errors"))
+        cert = certificate()
+        remainder = None if cert is None else ExpandedEstimator(get("remainder_G"), get("remainder_slack"),
+                                                                get("remainder_norms"))
+        return EIMEstimator(get("vectors"), get("indices"), get("matrix"), get("R"), bool(get("stabilized")[()]),
+                            get("errors"), cert, remainder)
     if est_name == "point-basis":
         return PointBasisEstimator(get("q"), get("r"), get("row_scale"), get("eps2"), get("points"),
                                    get("sizes"), int(get("n_components")[()]), bool(get("complex_")[()]),

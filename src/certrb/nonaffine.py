@@ -50,9 +50,12 @@ class InterpolatedCoefficients:
 
     def __call__(self, mus: NDArray[np.float64]) -> NDArray:
         """Coefficients for a batch ``mus`` (n_mu, P), shape (n_mu, terms)."""
+        return self.from_values(self.eim.magic_values(mus))
+
+    def from_values(self, values: NDArray) -> NDArray:
+        """Coefficients (n_mu, terms) from magic-entry values (n_mu, m'), ``m' >= terms`` (the first are used)."""
         m = self.terms
-        values = self.eim.magic_values(mus)[:, :m]
-        lam = sla.solve_triangular(self.eim.matrix[:m, :m], values.T, lower=True, unit_diagonal=True)
+        lam = sla.solve_triangular(self.eim.matrix[:m, :m], values[:, :m].T, lower=True, unit_diagonal=True)
         return (self.eim.transform[:m, :m] @ lam).T
 
 

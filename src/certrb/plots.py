@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_roundoff_study"]
+__all__ = ["plot_roundoff_study", "plot_scattering_study"]
 
 _STYLE = {
     "truth-extended": ("black", "-", "o"),
@@ -73,9 +73,16 @@ def _panel_effectivity(ax, results: dict) -> None:
         color, _, _ = _STYLE[name]
         lo, hi = _rowwise(np.nanmin, eff), _rowwise(np.nanmax, eff)
         ax.fill_between(sizes, lo, hi, color=color, alpha=0.25, label=f"{name} ({results['violations'][name]} viol.)")
+    err = _array(results["true_error"])
+    for name, rows in results.get("certified_bound", {}).items():  # round-off-certified bounds: lowest effectivity
+        color, _, marker = _STYLE[name]
+        lowest = _rowwise(np.nanmin, _array(rows) / err)
+        ax.semilogy(sizes, lowest, color=color, lw=1.5, ls="--", marker=marker, ms=3,
+                    label=f"{name} certified, min ({results['certified_violations'][name]} viol.)")
     ax.axhline(1.0, color="k", lw=1)
     ax.set_yscale("log")
-    ax.set(xlabel="N", ylabel="bound / true error (min..max)", title="Effectivity (below 1 = violated)")
+    ax.set(xlabel="N", ylabel="bound / true error (min..max)",
+           title="Effectivity (below 1 = violated; dashed: round-off-certified bounds, everywhere)")
 
 
 def plot_roundoff_study(results: dict, path: str | Path, *, title: str = "") -> Path:
@@ -107,6 +114,121 @@ def plot_roundoff_study(results: dict, path: str | Path, *, title: str = "") -> 
     _panel_greedy(axes[1, 0], results)
     _panel_effectivity(axes[1, 1], results)
     for ax in axes.ravel():
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _bounds_array(rows: list, n_test: int) -> np.ndarray:
+    """(n_sizes, n_test) floats from per-N rows, NaN rows where the estimator was not built."""
+    return _array([[None] * n_test if r is None else r for r in rows])
+
+
+def _scattering_bounds(ax, results: dict) -> None:
+    sizes, n_test = results["sizes"], len(results["test_wavenumbers"])
+    for name, rows in results["bound"].items():
+        color, ls, marker = _STYLE[name]
+        worst = _rowwise(np.nanmax, _bounds_array(rows, n_test))
+        ax.semilogy(sizes, worst, ls=ls, marker=marker, ms=3, color=color, label=f"bound, {name}")
+    ax.semilogy(sizes, _rowwise(np.nanmax, _array(results["true_error"])), color="black", lw=2,
+                label="true error (vs non-interpolated truth)")
+    ax.semilogy(sizes, _rowwise(np.nanmax, _array(results["interpolation_indicator"])), color="gray", ls=":",
+                label="interpolation indicator (in the bound)")
+    greedy = results["greedy"]
+    bounds = np.array([np.nan if b is None else b for b in greedy["max_bound"]], dtype=float)
+    ax.semilogy(greedy["n"], bounds, color="tab:cyan", ls="--", label="greedy: max training bound")
+    ax.set(xlabel="N", ylabel="relative error / bound (max over test k)", title="Bounds and true errors")
+
+
+def _scattering_effectivity(ax, results: dict) -> None:
+    sizes = np.asarray(results["sizes"])
+    err = _array(results["true_error"])
+    for name, rows in results["bound"].items():
+        color, _, _ = _STYLE[name]
+        eff = _bounds_array(rows, err.shape[1]) / err
+        lo, hi = _rowwise(np.nanmin, eff), _rowwise(np.nanmax, eff)
+        ax.fill_between(sizes, lo, hi, color=color, alpha=0.25,
+                        label=f"{name} ({results['violations'][name]} viol.)")
+    ax.axhline(1.0, color="k", lw=1)
+    ax.set_yscale("log")
+    ax.set(xlabel="N", ylabel="bound / true error (min..max)", title="Effectivity (below 1 = violated)")
+
+
+def _scattering_eim(ax, results: dict) -> None:
+    for (part, rec), color in zip(results["eim"].items(), ("tab:blue", "tab:orange"), strict=True):
+        m = np.arange(1, len(rec["train_error"]) + 1)
+        ax.semilogy(m, rec["train_error"], color=color, marker="o", ms=3, label=f"{part}, training")
+        ax.semilogy(m, rec["test_error"], color=color, ls="--", marker="x", ms=4, label=f"{part}, test (max)")
+        ax.axvline(rec["terms"], color=color, lw=1, ls=":")
+    ax.set(xlabel="terms M", ylabel="max |entry error| / max |entry|",
+           title="Matrix / vector EIM in k (dotted: terms kept)")
+
+
+def _scattering_field(ax, results: dict) -> None:
+    rec = results["mie_relative_error"]
+    field = rec["field"]
+    ax.plot(np.degrees(field["mie_theta"]), field["mie_abs"], color="black", lw=1.5, label="Mie series")
+    ax.plot(np.degrees(field["theta"]), field["truth_abs"], ls="none", marker="o", ms=3, mfc="none",
+            color="tab:blue", label=f"truth BEM ({rec['rb']['truth']:.2%})")
+    ax.plot(np.degrees(field["theta"]), field["rb_abs"], ls="none", marker="x", ms=3, color="tab:red",
+            label=f"RB, N = {rec['rb']['n']} ({rec['rb']['rb']:.2%})")
+    ax.set(xlabel="angle from incidence (degrees)", ylabel=r"$|\partial u / \partial n|$",
+           title=f"Surface field at k = {field['k']:.4f} (not a training point)")
+
+
+def _scattering_mie(ax, results: dict) -> None:
+    rec = results["mie_relative_error"]
+    ax.plot(rec["wavenumbers"], rec["truth"], ls="none", marker="o", ms=4, color="tab:blue",
+            label="truth BEM vs Mie")
+    ax.plot([rec["rb"]["k"]], [rec["rb"]["rb"]], ls="none", marker="x", ms=8, color="tab:red", label="RB vs Mie")
+    ax.set(xlabel="k", ylabel="relative L2 surface error", title="Validation against the Mie series")
+
+
+def _scattering_stability(ax, results: dict) -> None:
+    k = np.asarray(results["test_wavenumbers"])
+    order = np.argsort(k)
+    stab = results["stability"]
+    ax.plot(k[order], np.asarray(stab["lower_bound"])[order], marker="v", ms=3, color="tab:green",
+            label=f"SCM lower bound ({stab['scm_points']} points)")
+    if stab["exact"] is not None:
+        ax.plot(k[order], np.asarray(stab["exact"])[order], marker="o", ms=3, color="black", label="exact")
+    speed = results["speedup"]
+    ax.set(xlabel="k", ylabel="inf-sup constant (L2)",
+           title=f"Stability; online speed-up {speed['speedup']:.0f}x over assembly + solve")
+
+
+def plot_scattering_study(results: dict, path: str | Path, *, title: str = "") -> Path:
+    """Draw the six-panel figure of the 3D scattering study and save it.
+
+    Parameters
+    ----------
+    results : dict
+        Output of :func:`certrb.problems.scattering3d.scattering_study` (or its JSON).
+    path : str or Path
+        Image file to write (format from the suffix).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(19, 10), constrained_layout=True)
+    panels = (_scattering_bounds, _scattering_effectivity, _scattering_eim, _scattering_field, _scattering_mie,
+              _scattering_stability)
+    for panel, ax in zip(panels, axes.ravel(), strict=True):
+        panel(ax, results)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7)
     if title:

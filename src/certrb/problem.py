@@ -46,7 +46,9 @@ class Problem:
     -----
     Factorizations of ``A(mu)`` are kept for the last 8 distinct coefficient
     vectors, so solving again at a parameter (or one with the same ``theta``)
-    reuses them.
+    reuses them. When the sparsity pattern of X holds those of all ``A_q`` (as
+    for FEM), every ``A(mu)`` is factorized in the fill-reducing ordering already
+    computed for X, from a copy of the terms permuted once (kept with the problem).
 
     """
 
@@ -58,6 +60,7 @@ class Problem:
     output: AffineFunctional | None = None
     _cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _ext_terms: dict = field(default_factory=dict, repr=False)
+    _ordering: dict = field(default_factory=dict, repr=False)
     _dtype: np.dtype = field(default=np.dtype(np.float64), repr=False)
 
     def __init__(
@@ -93,7 +96,8 @@ class Problem:
         dtype = np.result_type(operator.dtype, rhs.dtype, operator.theta(center).dtype, rhs.theta(center).dtype)
         for key, value in (("_dtype", dtype), ("operator", operator), ("rhs", rhs), ("inner_product", ip),
                            ("parameter_space", parameter_space), ("stability", stability),
-                           ("output", output), ("_cache", OrderedDict()), ("_ext_terms", {})):
+                           ("output", output), ("_cache", OrderedDict()), ("_ext_terms", {}),
+                           ("_ordering", {})):
             object.__setattr__(self, key, value)
 
     @property
@@ -111,19 +115,40 @@ class Problem:
         m = self.parameter_space.validate(mus)
         return check_stability(self.stability(m), m.shape[0])
 
-    def _factor(self, theta_row: NDArray) -> spla.SuperLU:
+    def _factor(self, theta_row: NDArray) -> _Factorization:
         key = theta_row.tobytes()
         lu = self._cache.get(key)
         if lu is None:
-            # a symmetric fill-reducing ordering (A(mu) is structurally symmetric for FEM/BEM) with
-            # threshold pivoting: half the fill of the default COLAMD, faster factor and solves
-            lu = spla.splu(self.operator.assemble(theta_row), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.1)
+            ordered = self._ordered_operator()
+            if ordered is None:  # a symmetric fill-reducing ordering per matrix (A(mu) is structurally
+                # symmetric for FEM/BEM), threshold pivoting: half the fill of the default COLAMD
+                lu = _Factorization(spla.splu(self.operator.assemble(theta_row), permc_spec="MMD_AT_PLUS_A",
+                                              diag_pivot_thresh=0.1), None)
+            else:
+                perm, op = ordered
+                lu = _Factorization(spla.splu(op.assemble(theta_row), permc_spec="NATURAL", diag_pivot_thresh=0.1),
+                                    perm)
             self._cache[key] = lu
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(key)
         return lu
+
+    def _ordered_operator(self) -> tuple[NDArray[np.intp], AffineOperator] | None:
+        """X's fill-reducing ordering ``p`` and the terms ``A_q[p][:, p]``, if X's pattern holds every ``A_q``'s.
+
+        Computed once per problem; it depends only on the problem (not on which
+        parameters were solved first), so every worker process finds the same.
+        """
+        if "operator" not in self._ordering:
+            X = _pattern(self.inner_product.matrix)
+            union = X + sum(_pattern(a) for a in self.operator.terms)
+            p = self.inner_product.ordering
+            self._ordering["operator"] = None if union.nnz != X.nnz else (
+                p, AffineOperator([sp.csc_matrix(sp.csr_matrix(a)[p][:, p]) for a in self.operator.terms],
+                                  self.operator.coefficients))
+        return self._ordering["operator"]
 
     def solve(self, mus: ArrayLike, *, refine: int = 0) -> NDArray:
         """Truth solutions ``u(mu)`` by a sparse direct solver.
@@ -148,18 +173,18 @@ class Problem:
         out = np.empty((m.shape[0], self.size), dtype=_extended(dtype) if refine > 0 else dtype)
         for i in range(m.shape[0]):
             lu = self._factor(theta[i])
-            u = _lu_solve(lu, F[i].astype(dtype))
+            u = lu.solve(F[i].astype(dtype))
             if refine > 0:
                 u = self._refine(lu, theta[i], F[i], u, refine)
             out[i] = u
         return out
 
-    def _refine(self, lu: spla.SuperLU, theta_row: NDArray, f: NDArray, u: NDArray, steps: int) -> NDArray:
+    def _refine(self, lu: _Factorization, theta_row: NDArray, f: NDArray, u: NDArray, steps: int) -> NDArray:
         ext = _extended(np.result_type(u.dtype, theta_row.dtype))
         u = u.astype(ext)
         for _ in range(steps):
             r = self.residual_extended(theta_row, f, u)
-            u = u + _lu_solve(lu, r)
+            u = u + lu.solve(r)
         return u
 
     def residual_extended(self, theta_row: NDArray, f: NDArray, u: NDArray) -> NDArray:
@@ -191,6 +216,31 @@ class Problem:
 
 def _extended(dtype: np.dtype) -> type:
     return np.clongdouble if np.issubdtype(dtype, np.complexfloating) else np.longdouble
+
+
+def _pattern(a: sp.spmatrix | NDArray) -> sp.csr_matrix:
+    """Sparsity pattern (stored entries, explicit zeros included) as a CSR matrix of ones."""
+    m = sp.csr_matrix(a, copy=True)
+    m.sum_duplicates()
+    m.data = np.ones_like(m.data, dtype=np.float64)
+    return m
+
+
+@dataclass(frozen=True)
+class _Factorization:
+    """Sparse LU of ``A`` or, with an ordering ``p`` (n_h,), of ``A[p][:, p]``."""
+
+    lu: spla.SuperLU
+    perm: NDArray[np.intp] | None
+
+    def solve(self, b: NDArray) -> NDArray:
+        """``A^{-1} b`` for b (n_h,) or (n_h, k); float64 or complex128 (extended input is rounded)."""
+        if self.perm is None:
+            return _lu_solve(self.lu, b)
+        y = _lu_solve(self.lu, b[self.perm])
+        x = np.empty_like(y)
+        x[self.perm] = y
+        return x
 
 
 def _lu_solve(lu: spla.SuperLU, b: NDArray) -> NDArray:

@@ -40,7 +40,7 @@ def residual_coefficients(phi: NDArray, theta: NDArray, c: NDArray) -> NDArray:
 
     """
     n_mu = c.shape[0]
-    prod = -(c[:, :, None] * theta[:, None, :]).reshape(n_mu, -1)
+    prod = -(c[:, :, None] * theta[:, None, :]).reshape(n_mu, c.shape[1] * theta.shape[1])  # n_mu may be 0
     return np.concatenate([phi.astype(prod.dtype, copy=False), prod], axis=1)
 
 

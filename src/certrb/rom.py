@@ -16,6 +16,7 @@ from scipy.linalg import get_lapack_funcs
 from .affine import Coefficients, evaluate_coefficients
 from .errors import EstimatorError, ShapeError, StabilityError
 from .estimators.base import Estimator, check_name
+from .extended import extended_dtype, refined_solve
 from .parameters import ParameterSpace
 from .residual import residual_coefficients
 
@@ -23,11 +24,15 @@ __all__ = ["OnlineResult", "ReducedModel", "ReducedOutput", "check_stability", "
 
 _GESV: dict = {}  # LAPACK gesv per dtype character, looked up once
 _CHUNK = 256  # parameters per chunk of a large online batch (keeps the batched arrays in cache)
+_ROUND_UP = 1.0 + 4 * float(np.finfo(np.float64).eps)  # covers the rounding of a sum, a division and a product
 
 
 def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
     """Check the output of a stability lower bound: shape (n_mu,), finite, positive."""
-    arr = np.asarray(values, dtype=float)
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise StabilityError(f"stability must return numbers; got {type(values).__name__}: {exc}") from exc
     if arr.shape != (n_mu,):
         raise StabilityError(f"stability must return shape ({n_mu},); got {arr.shape}")
     if not ((arr > 0) & (arr < np.inf)).all():  # NaN fails both comparisons
@@ -63,9 +68,16 @@ def reduced_solve(A_N: NDArray, f_N: NDArray, theta: NDArray, phi: NDArray, n: i
 def solve_flat(A_flat: NDArray, f_sub: NDArray, theta: NDArray, phi: NDArray) -> tuple[NDArray, NDArray]:
     """:func:`reduced_solve` on pre-flattened operators ``A_flat`` (Q_a, n*n) and ``f_sub`` (Q_f, n).
 
-    A single parameter goes straight to LAPACK ``gesv`` (no batched-call overhead).
+    A single parameter goes straight to LAPACK ``gesv`` (no batched-call overhead). Operators
+    stored in extended precision (numpy.longdouble / clongdouble) select the refined solve of
+    :func:`certrb.extended.refined_solve`, with coefficients and results in extended precision.
     """
     n = f_sub.shape[1]
+    if A_flat.dtype.type in (np.longdouble, np.clongdouble):
+        ext = extended_dtype(A_flat, f_sub, theta, phi)
+        theta, phi = theta.astype(ext), phi.astype(ext)
+        c = refined_solve((theta @ A_flat).reshape(-1, n, n), phi @ f_sub)
+        return c, residual_coefficients(phi, theta, c)
     f = phi @ f_sub
     A = (theta @ A_flat).reshape(-1, n, n)
     if A.shape[0] == 1:
@@ -136,7 +148,7 @@ class ReducedOutput:
         return out, dual.residual_norm * eps / beta
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class OnlineResult:
     """Batched online evaluation.
 
@@ -145,11 +157,13 @@ class OnlineResult:
     coefficients : ndarray, shape (n_mu, n)
         Reduced coefficients (the basis is X-orthonormal, so ``||u_N||_V = ||c||_2``).
     residual_norm : ndarray, shape (n_mu,)
-        Estimated ``||r(mu)||_{V'}``.
+        Estimated ``||r(mu)||_{V'}`` (``eps_hat``).
     stability : ndarray, shape (n_mu,)
         Stability lower bounds ``beta_LB(mu)``.
     bound : ndarray, shape (n_mu,)
-        Error bound ``residual_norm / stability`` on ``||u - u_N||_V``.
+        Error bound on ``||u - u_N||_V``: ``(residual_norm + roundoff) / stability``
+        (rounded up), rigorous under the assumptions of docs/roundoff.md when the
+        estimator carries a round-off certificate (``rigorous``); otherwise ``estimate``.
     relative_bound : ndarray, shape (n_mu,)
         ``bound / ||u_N||_V``.
     output, output_bound : ndarray, shape (n_mu,), or None
@@ -159,7 +173,13 @@ class OnlineResult:
     estimator : str
     n : int
     interpolation_error : ndarray, shape (n_mu,), or None
-        Indicator of the operator's interpolation error (non-affine models), included in ``bound``.
+        Indicator of the operator's interpolation error (non-affine models), included in ``bound``
+        and ``estimate`` (an indicator: such a bound is not rigorous).
+    roundoff : ndarray, shape (n_mu,), or None
+        Bound ``delta_fp`` of the floating-point error of ``residual_norm`` (NaN
+        for estimators without a certificate).
+    estimate : ndarray, shape (n_mu,), or None
+        The plain error estimate ``residual_norm / stability``, without ``roundoff``.
 
     """
 
@@ -173,6 +193,14 @@ class OnlineResult:
     estimator: str
     n: int
     interpolation_error: NDArray[np.float64] | None = None
+    roundoff: NDArray[np.float64] | None = None
+    estimate: NDArray[np.float64] | None = None
+
+    @property
+    def rigorous(self) -> bool:
+        """Whether ``bound`` accounts for round-off (every ``roundoff`` finite) and no indicator enters it."""
+        return self.roundoff is not None and self.interpolation_error is None and bool(
+            np.isfinite(self.roundoff).all())
 
 
 @dataclass(frozen=True, eq=False)
@@ -267,7 +295,8 @@ class ReducedModel:
         values = from_theta(theta) if from_theta is not None else self.stability(m)
         return check_stability(values, m.shape[0])
 
-    def evaluate(self, mus: ArrayLike, *, estimator: str | None = None, n: int | None = None) -> OnlineResult:
+    def evaluate(self, mus: ArrayLike, *, estimator: str | None = None, n: int | None = None,
+                 output: bool = True) -> OnlineResult:
         """Solve the reduced problem and certify it, for a batch of parameters.
 
         Parameters
@@ -277,6 +306,9 @@ class ReducedModel:
             Residual-norm estimator name (default: the model's default).
         n : int, optional
             Evaluate the nested sub-model of the first ``n`` basis vectors.
+        output : bool
+            Also evaluate the output and its bound, if the model has one
+            (``False`` leaves ``output`` and ``output_bound`` None).
 
         Returns
         -------
@@ -287,29 +319,40 @@ class ReducedModel:
         n = self._sizes(n)
         est = self._estimator(estimator)
         if m.shape[0] <= _CHUNK:
-            return self._evaluate(m, n, est)
+            return self._evaluate(m, n, est, output)
         # large batches in cache-sized chunks: about twice as fast as one huge batched solve
-        parts = [self._evaluate(m[s:s + _CHUNK], n, est) for s in range(0, m.shape[0], _CHUNK)]
+        parts = [self._evaluate(m[s:s + _CHUNK], n, est, output) for s in range(0, m.shape[0], _CHUNK)]
         fields = ("coefficients", "residual_norm", "stability", "bound", "relative_bound", "output", "output_bound",
-                  "interpolation_error")
+                  "interpolation_error", "roundoff", "estimate")
         joined = {f: None if getattr(parts[0], f) is None else np.concatenate([getattr(p, f) for p in parts])
                   for f in fields}
         return OnlineResult(**joined, estimator=est.name, n=n)
 
-    def _evaluate(self, m: NDArray, n: int, est: Estimator) -> OnlineResult:
+    def _evaluate(self, m: NDArray, n: int, est: Estimator, output: bool) -> OnlineResult:
         theta = evaluate_coefficients(self.operator_coefficients, m, self.A_N.shape[0], "operator")
         phi = evaluate_coefficients(self.rhs_coefficients, m, self.f_N.shape[0], "rhs")
         c, x = solve_flat(*self._operators(n), theta, phi)
         eps = est.residual_norm(x, n)
+        fp = est.roundoff(x, n, eps)
         beta = self._stability(m, theta)
         delta = None if self.interpolation is None else self.interpolation(m, c)
-        bound = eps / beta if delta is None else (eps + delta) / beta
-        norm_u = np.sqrt((c.conj() * c).sum(axis=1).real)
-        rel = np.divide(bound, norm_u, out=np.full_like(bound, np.inf), where=norm_u > 0)
+        plain = eps if delta is None else eps + delta
+        estimate = plain / beta
+        if fp.size and fp[0] != fp[0]:  # NaN: no round-off certificate, the bound is the estimate
+            certified, bound = plain, estimate
+        else:  # (eps + delta_fp [+ indicator]) / beta, rounded up past the three roundings
+            certified = plain + fp
+            bound = certified / beta * _ROUND_UP
+        norm_u = np.sqrt(np.einsum("mn,mn->m", c.conj(), c).real if c.dtype.kind == "c" else np.einsum(
+            "mn,mn->m", c, c))
+        if norm_u.all():
+            rel = bound / norm_u
+        else:
+            rel = np.divide(bound, norm_u, out=np.full_like(bound, np.inf), where=norm_u > 0)
         out = out_bound = None
-        if self.output is not None:
-            out, out_bound = self.output.evaluate(m, theta, phi, c, eps if delta is None else eps + delta, beta)
-        return OnlineResult(c, eps, beta, bound, rel, out, out_bound, est.name, n, delta)
+        if output and self.output is not None:
+            out, out_bound = self.output.evaluate(m, theta, phi, c, certified * _ROUND_UP, beta)
+        return OnlineResult(c, eps, beta, bound, rel, out, out_bound, est.name, n, delta, fp, estimate)
 
     def reconstruct(self, coefficients: ArrayLike) -> NDArray:
         """Truth vectors ``V[:, :n] c`` for coefficients (n_mu, n), n <= N; shape (n_mu, n_h)."""

@@ -136,4 +136,7 @@ class MinThetaBound:
 
     def from_theta(self, theta: NDArray) -> NDArray[np.float64]:
         """Lower bounds from already evaluated operator coefficients (n_mu, Q), shape (n_mu,)."""
-        return (_real_nonnegative(theta)[:, self._active] * self._scale).min(axis=1)
+        theta = _real_nonnegative(theta)
+        if self._active.size < theta.shape[1]:
+            theta = theta[:, self._active]
+        return (theta * self._scale).min(axis=1)

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 TOLERANCE = 0.01  # relative deviation that counts as "accurate"
 PER_N = ("point-basis", "eim", "eim-stabilized")  # rebuilt for each N
+CERTIFIED = ("expanded", "orthonormal", "eim", "eim-stabilized")  # estimators with a round-off certificate
 
 
 def estimator_floor(rel_residual: NDArray, deviation: NDArray, *, tol: float = TOLERANCE) -> tuple[float, bool]:
@@ -140,8 +141,11 @@ def roundoff_study(
         ``deviation[name]`` (relative deviation from ``truth-extended``),
         ``true_error`` (relative, extended-precision truth), ``effectivity[name]``
         (bound / true error), ``floors`` and ``floors_reached`` (see
-        :func:`estimator_floor`), ``violations[name]`` (bound < true error where
-        the residual is above the truth floor), ``point_basis`` (condition numbers
+        :func:`estimator_floor`), ``violations[name]`` (estimate < true error where
+        the residual is above the truth floor), ``certified_bound[name]`` (relative
+        round-off-certified bounds of the estimators in ``CERTIFIED``, per N and test
+        parameter) and ``certified_violations[name]`` (certified bound < true
+        error, counted everywhere, the round-off regime included), ``point_basis`` (condition numbers
         and number of points per N), ``eim_terms``, ``expanded_negative``,
         ``greedy[driver]`` histories, ``timings``.
 
@@ -170,7 +174,9 @@ def _sweep(problem, model, train, test, seed, max_points, progress) -> dict:
     sizes = list(range(1, model.n_basis + 1))
     names = ("truth-extended", "truth-double", *ESTIMATOR_NAMES)
     res = {name: [] for name in names}
-    out: dict = {"sizes": sizes, "f_norm": f_norm, "residual": res, "true_error": [], "stability": None,
+    certified: dict = {name: [] for name in CERTIFIED}
+    out: dict = {"sizes": sizes, "f_norm": f_norm, "residual": res, "certified": certified, "true_error": [],
+                 "stability": None,
                  "point_basis": {"condition": [], "points": []}, "eim_terms": {"eim": [], "eim-stabilized": []},
                  "expanded_negative": [], "n_components": []}
     train_small = train[: min(len(train), 200)]
@@ -179,13 +185,19 @@ def _sweep(problem, model, train, test, seed, max_points, progress) -> dict:
         res["truth-extended"].append(truth_residual_norm(problem, model, test, n=n, precision="extended"))
         res["truth-double"].append(truth_residual_norm(problem, model, test, n=n, precision="double"))
         for name in ("expanded", "orthonormal"):
-            res[name].append(model.evaluate(test, estimator=name, n=n).residual_norm)
+            online = model.evaluate(test, estimator=name, n=n)
+            res[name].append(online.residual_norm)
+            if name in certified:
+                certified[name].append(online.bound)
         x = model._solve(test, n)[1]
         out["expanded_negative"].append(int(np.sum(model.estimators["expanded"].squared(x, n) < 0)))
         out["n_components"].append(int(x.shape[1]))
         built = _per_n_estimators(problem, basis, n, train_small, seed, max_points)
         for name in PER_N:
-            res[name].append(built[name].evaluate(test, estimator=name).residual_norm if name in built else None)
+            online = built[name].evaluate(test, estimator=name) if name in built else None
+            res[name].append(None if online is None else online.residual_norm)
+            if name in certified:
+                certified[name].append(online.bound)
         pb = built.get("point-basis")
         out["point_basis"]["condition"].append(pb.estimators["point-basis"].condition if pb else None)
         out["point_basis"]["points"].append(int(pb.estimators["point-basis"].eps2.size) if pb else None)
@@ -220,6 +232,7 @@ def _summarize(problem, sweep, greedies, timings, settings) -> dict:
         bound_rel = rel_res[name] * f_norm / beta / sweep["u_norm"]  # relative error bound
         eff[name] = bound_rel / true_err
         viol[name] = int(np.sum((bound_rel < true_err) & above))
+    certified = {name: np.array(rows) / sweep["u_norm"] for name, rows in sweep["certified"].items()}
     return {
         "problem": {"n_h": problem.size, "parameter_space": {
             "names": list(problem.parameter_space.names), "lower": problem.parameter_space.lower.tolist(),
@@ -234,6 +247,8 @@ def _summarize(problem, sweep, greedies, timings, settings) -> dict:
         "floors": floors,
         "floors_reached": reached,
         "violations": viol,
+        "certified_bound": {k: _nan_to_none(v) for k, v in certified.items()},
+        "certified_violations": {k: int(np.sum(v < true_err)) for k, v in certified.items()},
         "point_basis": sweep["point_basis"],
         "eim_terms": sweep["eim_terms"],
         "expanded_negative": sweep["expanded_negative"],

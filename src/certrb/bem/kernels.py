@@ -260,22 +260,38 @@ def _entry_kp(i, j, k, tri, corners, area, diam, normal, x7, w7, xfine, wfine, n
     return area[i] * area[j] * _regular_kp(n, x7[i], w7, x7[j], w7, k) / (4.0 * np.pi)
 
 
+@njit(cache=True)
+def _entry_value(op, eta, i, j, k, tri, corners, area, diam, normal, x7, w7, xfine, wfine, near):
+    """Entry ``(i, j)`` of op 0: ``V``; op 1: ``K'``; op 2: ``M / 2 + K' - i eta V`` (``M`` the P0 mass matrix)."""
+    val = 0.0j
+    if op != 1:
+        val = _entry(i, j, k, tri, corners, area, diam, x7, w7, xfine, wfine, near)
+        if op == 2:
+            val = -1j * eta * val
+    if op != 0:
+        val += _entry_kp(i, j, k, tri, corners, area, diam, normal, x7, w7, xfine, wfine, near)
+        if op == 2 and i == j:
+            val += 0.5 * area[i]
+    return val
+
+
 @njit(cache=True, parallel=True)
 def _entries(op, eta, rows, cols, k, tri, corners, area, diam, normal, x7, w7, xfine, wfine, near):
-    """Entries of op 0: ``V``; op 1: ``K'``; op 2: ``M / 2 + K' - i eta V`` (``M`` the P0 mass matrix)."""
+    """:func:`_entry_value` for all pairs ``(rows[m], cols[m])``, in parallel."""
     out = np.empty(rows.shape[0], dtype=np.complex128)
     for m in prange(rows.shape[0]):
-        i, j = rows[m], cols[m]
-        val = 0.0j
-        if op != 1:
-            val = _entry(i, j, k, tri, corners, area, diam, x7, w7, xfine, wfine, near)
-            if op == 2:
-                val = -1j * eta * val
-        if op != 0:
-            val += _entry_kp(i, j, k, tri, corners, area, diam, normal, x7, w7, xfine, wfine, near)
-            if op == 2 and i == j:
-                val += 0.5 * area[i]
-        out[m] = val
+        out[m] = _entry_value(op, eta, rows[m], cols[m], k, tri, corners, area, diam, normal, x7, w7, xfine, wfine,
+                              near)
+    return out
+
+
+@njit(cache=True)
+def _entries_serial(op, eta, rows, cols, k, tri, corners, area, diam, normal, x7, w7, xfine, wfine, near):
+    """:func:`_entries` in one thread: for the few entries of an online query, where waking threads costs more."""
+    out = np.empty(rows.shape[0], dtype=np.complex128)
+    for m in range(rows.shape[0]):
+        out[m] = _entry_value(op, eta, rows[m], cols[m], k, tri, corners, area, diam, normal, x7, w7, xfine, wfine,
+                              near)
     return out
 
 
@@ -307,6 +323,7 @@ def _check(vertices: ArrayLike, triangles: ArrayLike, k: float) -> tuple[NDArray
 
 
 _OPERATORS = {"single_layer": 0, "adjoint_double_layer": 1, "combined": 2}
+_PARALLEL_MIN = 256  # fewer entries are computed in one thread (same values, bit for bit)
 
 
 def operator_entries(vertices: ArrayLike, triangles: ArrayLike, k: float, rows: ArrayLike, cols: ArrayLike, *,
@@ -350,7 +367,8 @@ def operator_entries(vertices: ArrayLike, triangles: ArrayLike, k: float, rows: 
     if r.size and (min(r.min(), c.min()) < 0 or max(r.max(), c.max()) >= t.shape[0]):
         raise ValueError(f"rows and cols must lie in [0, {t.shape[0]})")
     eta = k if eta is None else float(eta)
-    out: NDArray[np.complex128] = _entries(_OPERATORS[operator], eta, r, c, k, t, *_geometry(v, t),  # type: ignore[call-arg]
+    kernel = _entries if r.size >= _PARALLEL_MIN else _entries_serial
+    out: NDArray[np.complex128] = kernel(_OPERATORS[operator], eta, r, c, k, t, *_geometry(v, t),  # type: ignore[call-arg]
                                            float(near))
     return out
 

@@ -32,6 +32,13 @@ class Estimator(Protocol):
         """Dual norms ``||r(mu)||_{V'}`` from coefficients ``x`` (n_mu, Q_f + Q_a n), shape (n_mu,)."""
         ...
 
+    def roundoff(self, x: NDArray, n: int, eps: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Bound of ``||r(mu)||_{V'} - eps`` for ``eps = residual_norm(x, n)``, shape (n_mu,).
+
+        NaN where the estimator has no certificate (its bound is then not rigorous).
+        """
+        ...
+
     def arrays(self) -> dict[str, NDArray]:
         """The arrays that define the estimator (for saving)."""
         ...
@@ -61,6 +68,8 @@ class OfflineData:
         Extended-precision refinement steps for truth-space solves.
     options : dict
         Per-estimator options, e.g. ``{"point-basis": {"max_points": 3000}}``.
+    certify : bool
+        Measure the round-off certificates (docs/roundoff.md) of the estimators that have one.
 
     """
 
@@ -73,6 +82,7 @@ class OfflineData:
     rng: np.random.Generator
     refine: int = 1
     options: dict = field(default_factory=dict)
+    certify: bool = True
 
     @property
     def q_f(self) -> int:

@@ -8,6 +8,12 @@ representative X-orthonormalized: ``X^{-1} S = Psi R_s`` (so that
 ``H = S^H X^{-1} S = R_s^H R_s``). Online, ``lambda = B^{-1} x[k]`` and
 ``eps = ||R_s lambda||_2``. E4 computes the interpolation (greedy and online)
 iteratively so round-off does not accumulate.
+
+:meth:`EIMEstimator.roundoff` bounds what ``eps`` can miss: the round-off of
+the factorization (a :class:`~certrb.estimators.roundoff.FactorCertificate` of
+``X^{-1} S ~ Psi R_s``) and the interpolation remainder ``x - lambda Q``, computed
+online, whose residual norm is bounded by the certified classical formula (E1) over
+all components: accurate because the remainder itself is small (docs/roundoff.md).
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from numpy.typing import NDArray
 
 from ..eim import eim_greedy, interpolation_coefficients
 from ..residual import pad_coefficients
+from . import expanded
 from .base import OfflineData
+from .expanded import ExpandedEstimator
 from .orthonormal import extend_factor
+from .roundoff import UNIT, FactorCertificate, factor_certificate, gamma
 from .truth import combine_components
 
 __all__ = ["EIMEstimator", "build", "build_stabilized"]
@@ -43,6 +52,11 @@ class EIMEstimator:
     stabilized : bool
     errors : ndarray
         EIM greedy error history (max-norm remainders).
+    certificate : FactorCertificate, optional
+        Offline defects of the factorization of the ``q_j`` residuals.
+    remainder : ExpandedEstimator, optional
+        Certified Gram of all K components: bounds the dual norm of the residual of the
+        interpolation remainder ``x - lambda Q``. Without these two, :meth:`roundoff` is NaN.
 
     """
 
@@ -52,6 +66,8 @@ class EIMEstimator:
     R: NDArray
     stabilized: bool
     errors: NDArray[np.float64]
+    certificate: FactorCertificate | None = None
+    remainder: ExpandedEstimator | None = None
 
     @property
     def name(self) -> str:
@@ -63,17 +79,43 @@ class EIMEstimator:
         """Number of interpolation terms m."""
         return self.indices.size
 
+    def _coefficients(self, x: NDArray) -> tuple[NDArray, NDArray]:
+        xp = pad_coefficients(x, self.vectors.shape[1])
+        return xp, interpolation_coefficients(self.vectors, self.indices, self.matrix, xp, stabilized=self.stabilized)
+
     def residual_norm(self, x: NDArray, n: int) -> NDArray[np.float64]:
         """``||R B^{-1} x[k]||_2`` for x (n_mu, K_n), shape (n_mu,)."""
-        xp = pad_coefficients(x, self.vectors.shape[1])
-        lam = interpolation_coefficients(self.vectors, self.indices, self.matrix, xp, stabilized=self.stabilized)
-        y = lam @ self.R.T
+        y = self._coefficients(x)[1] @ self.R.T
         return np.sqrt(np.einsum("mr,mr->m", y.conj(), y).real)
+
+    def roundoff(self, x: NDArray, n: int, eps: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Bound of ``||r(mu)||_{V'} - eps`` (round-off and interpolation remainder), shape (n_mu,).
+
+        ``eps`` must be :meth:`residual_norm` of the same ``x``; the interpolation
+        coefficients are recomputed (the same deterministic arithmetic).
+        """
+        if self.certificate is None or self.remainder is None:
+            return np.full(x.shape[0], np.nan)
+        xp, lam = self._coefficients(x)
+        rem = xp - lam @ self.vectors
+        # the remainder's residual, certified through the Gram of the components (rem is small: no sqrt(u) floor)
+        rem_norm = self.remainder.residual_norm(rem, self.remainder.G.shape[0])
+        rem_norm = rem_norm + self.remainder.roundoff(rem, self.remainder.G.shape[0], rem_norm)
+        # the rounding of rem itself and of x, weighted by the components' dual norms
+        norms = self.remainder.norms
+        g = gamma(self.n_terms + 2)
+        slack = (g + 4 * UNIT) * (np.abs(xp) @ norms) + g * (np.abs(lam) @ (np.abs(self.vectors) @ norms))
+        head = self.certificate.delta(lam, eps)
+        return (head + rem_norm + slack) * (1.0 + gamma(self.vectors.shape[1] + self.n_terms + 8))
 
     def arrays(self) -> dict[str, NDArray]:
         """Arrays to save."""
-        return {"vectors": self.vectors, "indices": self.indices, "matrix": self.matrix, "R": self.R,
-                "stabilized": np.asarray(self.stabilized), "errors": self.errors}
+        out = {"vectors": self.vectors, "indices": self.indices, "matrix": self.matrix, "R": self.R,
+               "stabilized": np.asarray(self.stabilized), "errors": self.errors}
+        if self.certificate is not None and self.remainder is not None:
+            out.update(self.certificate.arrays("certificate_"))
+            out.update({f"remainder_{k}": v for k, v in self.remainder.arrays().items()})
+        return out
 
 
 def _family(data: OfflineData, nested: bool, max_train: int | None) -> NDArray:
@@ -89,13 +131,16 @@ def _build(data: OfflineData, stabilized: bool) -> EIMEstimator:
     opts = data.options.get("eim-stabilized" if stabilized else "eim", {})
     family = _family(data, opts.get("nested", True), opts.get("max_train"))
     basis = eim_greedy(family, max_terms=opts.get("max_terms"), rtol=opts.get("rtol"), stabilized=stabilized)
-    precision = "extended" if data.refine > 0 else "double"
-    S = combine_components(data.problem, data.basis, basis.vectors, precision=precision)
-    Z = data.problem.inner_product.riesz(S, refine=2 if data.refine > 0 else 0)  # type: ignore[attr-defined]
+    ip = data.problem.inner_product  # type: ignore[attr-defined]
+    S = combine_components(data.problem, data.basis, basis.vectors, precision="extended")
+    Z = ip.riesz(S if data.refine > 0 else S.astype(data.riesz.dtype), refine=2 if data.refine > 0 else 0)
     Z = np.asarray(Z, dtype=np.result_type(data.riesz.dtype, basis.vectors.dtype))
     empty = np.zeros((Z.shape[0], 0), dtype=Z.dtype)
-    _, R = extend_factor(empty, np.zeros((0, 0), dtype=Z.dtype), Z, data.problem.inner_product)  # type: ignore[attr-defined]
-    return EIMEstimator(basis.vectors, basis.indices, basis.matrix, R, stabilized, basis.errors)
+    psi, R = extend_factor(empty, np.zeros((0, 0), dtype=Z.dtype), Z, ip)
+    if not data.certify:
+        return EIMEstimator(basis.vectors, basis.indices, basis.matrix, R, stabilized, basis.errors)
+    return EIMEstimator(basis.vectors, basis.indices, basis.matrix, R, stabilized, basis.errors,
+                        factor_certificate(ip, S, Z, psi, R), expanded.build(data))
 
 
 def build(data: OfflineData) -> EIMEstimator:

@@ -2,12 +2,14 @@
 
 This is the estimator of Buhr, Engwer, Ohlberger & Rave (2014) used by pyMOR.
 Its round-off floor is ~eps_mach relative to ``||f||_{V'}``. The factorization
-is extended column block by column block as the basis grows.
+is extended column block by column block as the basis grows. With a
+:class:`~certrb.estimators.roundoff.FactorCertificate` attached, :meth:`roundoff`
+bounds the floating-point error of the estimate (docs/roundoff.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,8 +17,9 @@ from numpy.typing import NDArray
 from ..basis import qr_extend
 from ..innerproduct import InnerProduct
 from .base import OfflineData
+from .roundoff import ComponentBounds, FactorCertificate, component_bounds, factor_certificate
 
-__all__ = ["OrthonormalEstimator", "build", "extend_factor"]
+__all__ = ["OrthonormalEstimator", "build", "certify", "extend_factor"]
 
 
 def extend_factor(
@@ -47,26 +50,55 @@ class OrthonormalEstimator:
     ----------
     R : ndarray, shape (r, K)
         Upper-trapezoidal factor of the Riesz representatives.
+    certificate : FactorCertificate, optional
+        Offline defects of the factorization; without it :meth:`roundoff` is NaN.
 
     """
 
     R: NDArray
+    certificate: FactorCertificate | None = None
     name: str = "orthonormal"
+    _RT: NDArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_RT", np.ascontiguousarray(self.R.T))  # rows [:K_n] are contiguous
 
     def residual_norm(self, x: NDArray, n: int) -> NDArray[np.float64]:
         """``||R[:, :K_n] x||_2`` for x (n_mu, K_n), shape (n_mu,)."""
-        y = x @ self.R[:, : x.shape[1]].T
-        return np.sqrt((y.conj() * y).real.sum(axis=1) if y.dtype.kind == "c" else (y * y).sum(axis=1))
+        y = x @ self._RT[: x.shape[1]]
+        if y.dtype.kind == "c":
+            return np.sqrt(np.einsum("mr,mr->m", y.conj(), y).real)
+        return np.sqrt(np.einsum("mr,mr->m", y, y))
+
+    def roundoff(self, x: NDArray, n: int, eps: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Bound of the floating-point error of ``eps = residual_norm(x, n)``, shape (n_mu,)."""
+        if self.certificate is None:
+            return np.full(x.shape[0], np.nan)
+        return self.certificate.delta(x, eps)
 
     def arrays(self) -> dict[str, NDArray]:
         """Arrays to save."""
-        return {"R": self.R}
+        out = {"R": self.R}
+        if self.certificate is not None:
+            out.update(self.certificate.arrays("certificate_"))
+        return out
+
+
+def certify(problem, basis: NDArray, riesz: NDArray, psi: NDArray, R: NDArray,
+            bounds: ComponentBounds | None = None) -> OrthonormalEstimator:
+    """E5 with its round-off certificate measured from the truth-size factorization ``riesz ~ psi R``.
+
+    ``bounds`` (:func:`~certrb.estimators.roundoff.component_bounds`) may be shared with other estimators.
+    """
+    bounds = component_bounds(problem, basis, riesz) if bounds is None else bounds
+    return OrthonormalEstimator(R, factor_certificate(problem.inner_product, bounds.exact, riesz, psi, R,
+                                                      bounds.defects))
 
 
 def build(data: OfflineData) -> OrthonormalEstimator:
-    """Build E5 from the shared offline data."""
+    """Build E5 (with its certificate if ``data.certify``) from the shared offline data."""
     n_h = data.riesz.shape[0]
     empty = np.zeros((n_h, 0), dtype=data.riesz.dtype)
-    _, R = extend_factor(empty, np.zeros((0, 0), dtype=data.riesz.dtype), data.riesz,
-                         data.problem.inner_product)  # type: ignore[attr-defined]
-    return OrthonormalEstimator(R)
+    psi, R = extend_factor(empty, np.zeros((0, 0), dtype=data.riesz.dtype), data.riesz,
+                           data.problem.inner_product)  # type: ignore[attr-defined]
+    return certify(data.problem, data.basis, data.riesz, psi, R) if data.certify else OrthonormalEstimator(R)

@@ -102,6 +102,10 @@ class PointBasisEstimator:
         lam = sla.solve_triangular(self.r, self.q.T @ (z * self.row_scale).T)
         return np.sqrt(np.maximum(self.eps2 @ lam, 0.0))
 
+    def roundoff(self, x: NDArray, n: int, eps: NDArray[np.float64]) -> NDArray[np.float64]:
+        """NaN: this estimator carries no round-off certificate."""
+        return np.full(x.shape[0], np.nan)
+
     def arrays(self) -> dict[str, NDArray]:
         """Arrays to save."""
         return {"q": self.q, "r": self.r, "row_scale": self.row_scale, "eps2": self.eps2,

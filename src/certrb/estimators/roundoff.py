@@ -1,0 +1,302 @@
+"""Round-off certificates: computable bounds on the floating-point error of a residual norm.
+
+The residual of a reduced solution is ``r(mu) = sum_k x_k(mu) g_k`` and its dual
+norm is ``||sum_k x_k rho_k||_V`` with ``rho_k = X^{-1} g_k``. The ``orthonormal``
+and EIM-based estimators store a factorization ``rho ~ Psi R`` (Psi nearly
+X-orthonormal) and return ``eps_hat = fl(||fl(R x_hat)||_2)``. A
+:class:`FactorCertificate` holds what it takes to bound the difference between
+``eps_hat`` and the exact dual norm:
+
+* ``defects[k] >= ||rho_k - Psi R[:, k]||_V``: the Riesz-solve residual of ``g_k``
+  and the factorization defect, both measured in extended precision;
+* ``norms[k] >= ||rho_k||_V``;
+* ``orthogonality >= ||Psi^H X Psi - I||_2``;
+* ``column_norms[k] = ||R[:, k]||_2`` (rounded up).
+
+Online, :meth:`FactorCertificate.delta` adds a running error bound of the
+arithmetic (unit round-off ``u = 2^-53``, ``gamma_n = n u / (1 - n u)``). The
+proof and its assumptions are in ``docs/roundoff.md``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from ..innerproduct import InnerProduct, herm
+
+__all__ = ["SAFETY", "UNIT", "ComponentBounds", "FactorCertificate", "component_bounds", "exact_components",
+           "factor_certificate", "gamma", "product_extended", "riesz_defects"]
+
+UNIT = float(np.finfo(np.float64).eps) / 2
+"""Unit round-off ``u`` of IEEE double precision."""
+
+SAFETY = 2.0
+"""Factor applied to every offline-measured defect (assumption A3 of docs/roundoff.md)."""
+
+_BLOCK = 64  # columns per block of the extended-precision factor defect
+
+
+def gamma(n: int) -> float:
+    """Higham's ``gamma_n = n u / (1 - n u)`` (bounds the error of an n-term dot product)."""
+    nu = n * UNIT
+    if nu >= 0.5:
+        raise ValueError(f"gamma_{n} is undefined in double precision")
+    return nu / (1.0 - nu)
+
+
+def _extended(dtype: np.dtype) -> type:
+    if np.finfo(np.longdouble).eps > 1e-18:
+        warnings.warn("numpy.longdouble is no wider than double on this platform: offline defects are measured "
+                      "in double precision and the round-off certificate is not guaranteed", RuntimeWarning,
+                      stacklevel=3)
+    return np.clongdouble if np.issubdtype(dtype, np.complexfloating) else np.longdouble
+
+
+@dataclass(frozen=True, eq=False)
+class FactorCertificate:
+    """Offline bounds on the factorization ``rho ~ Psi R`` of K Riesz representatives.
+
+    Attributes
+    ----------
+    defects : ndarray of float64, shape (K,)
+        Upper bounds of ``||rho_k - Psi R[:, k]||_V``.
+    norms : ndarray of float64, shape (K,)
+        Upper bounds of ``||rho_k||_V``.
+    orthogonality : float
+        Upper bound of ``||Psi^H X Psi - I||_2``.
+    column_norms : ndarray of float64, shape (K,)
+        Upper bounds of ``||R[:, k]||_2``.
+    rows : int
+        Number of rows r of ``R``.
+
+    """
+
+    defects: NDArray[np.float64]
+    norms: NDArray[np.float64]
+    orthogonality: float
+    column_norms: NDArray[np.float64]
+    rows: int
+    _eps_factor: float = field(init=False, repr=False)
+    _weights: NDArray[np.float64] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # the constants of docs/roundoff.md, taken at the full K (valid for every nested k <= K)
+        K = self.defects.size
+        stretch = np.sqrt(1.0 + self.orthogonality)
+        scale = 1.0 + gamma(K + 8)  # the evaluation of delta itself
+        # the 2-norm, the Psi stretch, the final sum and division
+        eps_factor = (stretch * (1.0 + gamma(2 * self.rows + 4)) - 1.0 + 4 * UNIT) * scale
+        # factor defects, the rounding of x, and the product R x (|| |R| |x| ||_2 <= sum_k |x_k| ||R[:, k]||_2)
+        weights = (self.defects + 4 * UNIT * self.norms + stretch * gamma(K + 2) * self.column_norms) * scale
+        object.__setattr__(self, "_eps_factor", float(eps_factor))
+        object.__setattr__(self, "_weights", weights)
+
+    def delta(self, x: NDArray, eps: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Bound of ``||sum_k x_k rho_k||_V - eps`` for ``eps = fl(||fl(R[:, :k] x)||_2)``.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_mu, k), k <= K
+            Residual coefficients as computed (each entry a product rounded once).
+        eps : ndarray, shape (n_mu,)
+            The computed norms.
+
+        Returns
+        -------
+        delta : ndarray of float64, shape (n_mu,), non-negative
+
+        """
+        return self._eps_factor * eps + np.abs(x) @ self._weights[: x.shape[1]]
+
+    def arrays(self, prefix: str) -> dict[str, NDArray]:
+        """Arrays to save, keys prefixed by ``prefix``."""
+        return {f"{prefix}defects": self.defects, f"{prefix}norms": self.norms,
+                f"{prefix}orthogonality": np.asarray(self.orthogonality),
+                f"{prefix}column_norms": self.column_norms, f"{prefix}rows": np.asarray(self.rows)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, NDArray], prefix: str) -> FactorCertificate:
+        """Inverse of :meth:`arrays`."""
+        return cls(np.asarray(arrays[f"{prefix}defects"], dtype=np.float64),
+                   np.asarray(arrays[f"{prefix}norms"], dtype=np.float64),
+                   float(arrays[f"{prefix}orthogonality"]),
+                   np.asarray(arrays[f"{prefix}column_norms"], dtype=np.float64), int(arrays[f"{prefix}rows"]))
+
+
+def exact_components(problem, basis: NDArray) -> NDArray:
+    """Residual components ``g`` (n_h, Q_f + Q_a N) in extended precision, ordered as :mod:`certrb.residual`.
+
+    ``A_q v_n`` is accumulated in numpy.longdouble (clongdouble if complex), so
+    that it is exact to far below double round-off.
+    """
+    dtype = np.result_type(problem.dtype, basis.dtype)
+    ext = _extended(dtype)
+    V = basis.astype(ext)
+    terms = problem._extended_terms(ext)
+    blocks = np.stack([a @ V for a in terms], axis=2)  # (n_h, N, Q_a): [h, n, q] = (A_q v_n)_h
+    rhs = problem.rhs.terms.T.astype(ext)
+    return np.concatenate([rhs, blocks.reshape(basis.shape[0], -1)], axis=1)
+
+
+def riesz_defects(inner_product: InnerProduct, g_ext: NDArray, z: NDArray) -> NDArray[np.float64]:
+    """``SAFETY * ||X^{-1} g_k - z_k||_V = SAFETY * ||g_k - X z_k||_{V'}`` for each column, shape (K,).
+
+    The residual ``g - X z`` is formed in extended precision, its dual norm in double.
+    """
+    if g_ext.dtype == np.longdouble and z.dtype == np.float64 and inner_product.matrix.dtype == np.float64:
+        s = g_ext - product_extended(inner_product.matrix, z)
+    else:  # complex data: plain extended-precision products
+        s = g_ext - inner_product._matrix_ext @ z.astype(g_ext.dtype)
+    s = np.asarray(s, dtype=np.complex128 if np.iscomplexobj(s) else np.float64)
+    return SAFETY * np.asarray(inner_product.dual_norms(s), dtype=np.float64)
+
+
+def _grid(top: NDArray, bits: int) -> NDArray:
+    """``0.75 * 2^(e + 53 - bits)``, e the exponents of ``top``: adding and removing it rounds to ``2^(e - bits)``."""
+    exponent = np.frexp(np.where(top > 0, top, 1.0))[1]
+    return np.ldexp(0.75, exponent + 53 - bits)
+
+
+def _split(A: NDArray, axis: int, bits: int) -> tuple[NDArray, NDArray]:
+    """``A = hi + lo`` exactly, with ``hi`` on the grid ``2^(e - bits)``, e the exponent of the max along ``axis``."""
+    sigma = _grid(np.max(np.abs(A), axis=axis, keepdims=True), bits)
+    hi = (A + sigma) - sigma
+    return hi, A - hi
+
+
+def _split_rows(A: sp.csr_matrix, bits: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Row-wise :func:`_split` of a sparse matrix (same sparsity pattern)."""
+    rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+    top = np.zeros(A.shape[0])
+    np.maximum.at(top, rows, np.abs(A.data))
+    sigma = _grid(top, bits)[rows]
+    hi_data = (A.data + sigma) - sigma
+    hi = sp.csr_matrix((hi_data, A.indices, A.indptr), shape=A.shape)
+    lo = sp.csr_matrix((A.data - hi_data, A.indices, A.indptr), shape=A.shape)
+    return hi, lo
+
+
+def product_extended(A: NDArray | sp.csr_matrix, B: NDArray) -> NDArray:
+    """``A @ B`` (real float64; A dense or CSR) accurate to about ``2^-75 |A| |B|``, in numpy.longdouble.
+
+    The rows of A and the columns of B are split into a high part on a grid coarse enough
+    that ``A_hi @ B_hi`` is exact in double precision whatever the summation order (an
+    error-free splitting in the spirit of Ozaki et al.); the three other products carry
+    errors of order ``u 2^-bits`` relative to ``|A| |B|`` and are summed in double. Four
+    double products replace a numpy.longdouble product, which is an order of magnitude slower.
+    """
+    if sp.issparse(A):
+        A = sp.csr_matrix(A)
+        inner = int(np.diff(A.indptr).max(initial=1))
+    else:
+        inner = A.shape[1]
+    bits = (53 - 2 - max(int(np.ceil(np.log2(max(inner, 1)))), 0)) // 2
+    A_hi, A_lo = _split_rows(A, bits) if sp.issparse(A) else _split(A, 1, bits)
+    B_hi, B_lo = _split(B, 0, bits)
+    out = np.asarray(A_hi @ B_hi).astype(np.longdouble)
+    out += np.asarray((A_hi @ B_lo + A_lo @ B_hi) + A_lo @ B_lo)  # rounding ~u 2^-bits |A| |B|
+    return out
+
+
+def _factor_defects(inner_product: InnerProduct, z: NDArray, psi: NDArray, R: NDArray) -> NDArray[np.float64]:
+    """``||z_k - Psi R[:, k]||_V`` measured in extended precision, shape (K,).
+
+    Columns go in blocks; each block uses only the rows of ``R`` that are non-zero in it.
+    """
+    ext = _extended(np.result_type(z.dtype, psi.dtype, R.dtype))
+    K = z.shape[1]
+    nonzero = np.abs(R) > 0
+    last = np.array([np.flatnonzero(nonzero[:, k]).max() + 1 if nonzero[:, k].any() else 0 for k in range(K)])
+    out = np.empty(K)
+    for j0 in range(0, K, _BLOCK):
+        j1 = min(j0 + _BLOCK, K)
+        r = int(last[j0:j1].max(initial=0))
+        if ext is np.longdouble:
+            PR = product_extended(np.ascontiguousarray(psi[:, :r]), np.ascontiguousarray(R[:r, j0:j1]))
+        else:
+            PR = psi[:, :r].astype(ext) @ R[:r, j0:j1].astype(ext)
+        # the defect itself in extended precision; its norm (a few digits suffice) in double
+        D = np.asarray(z[:, j0:j1].astype(ext) - PR, dtype=z.dtype)
+        out[j0:j1] = inner_product.norms(D)
+    return out
+
+
+def _orthogonality(inner_product: InnerProduct, psi: NDArray) -> float:
+    """Upper bound of ``||Psi^H X Psi - I||_F`` (hence of the 2-norm).
+
+    Computed in double with the a priori error bound of the two products
+    (``gamma_{n_h + w} |Psi|^H |X| |Psi|``, w the most non-zeros in a row of X):
+    this term multiplies the estimate itself, so a coarse bound is enough.
+    """
+    if psi.shape[1] == 0:
+        return 0.0
+    X = inner_product.matrix
+    E = herm(psi) @ (X @ psi) - np.eye(psi.shape[1])
+    A = np.abs(psi)
+    width = int(np.diff(X.indptr).max(initial=0))
+    slack = gamma(X.shape[0] + width + 2) * np.linalg.norm(A.T @ (abs(X) @ A))
+    return float(np.linalg.norm(E) + slack)
+
+
+@dataclass(frozen=True, eq=False)
+class ComponentBounds:
+    """The residual components in extended precision and bounds on their stored Riesz representatives.
+
+    Attributes
+    ----------
+    exact : ndarray, shape (n_h, K), numpy.longdouble or clongdouble
+        The components ``g_k`` (:func:`exact_components`).
+    defects : ndarray of float64, shape (K,)
+        Upper bounds of ``||X^{-1} g_k - z_k||_V`` (:func:`riesz_defects`).
+    norms : ndarray of float64, shape (K,)
+        Upper bounds of ``||X^{-1} g_k||_V``.
+
+    """
+
+    exact: NDArray
+    defects: NDArray[np.float64]
+    norms: NDArray[np.float64]
+
+
+def component_bounds(problem, basis: NDArray, riesz: NDArray) -> ComponentBounds:
+    """Measure :class:`ComponentBounds` for a basis (n_h, N) and the stored Riesz representatives (n_h, K)."""
+    exact = exact_components(problem, basis)
+    defects = riesz_defects(problem.inner_product, exact, riesz)
+    return ComponentBounds(exact, defects, problem.inner_product.norms(riesz) * (1.0 + 1e-6) + defects)
+
+
+def factor_certificate(
+    inner_product: InnerProduct, g_ext: NDArray, z: NDArray, psi: NDArray, R: NDArray,
+    riesz: NDArray[np.float64] | None = None,
+) -> FactorCertificate:
+    """Measure the certificate of ``X^{-1} g ~ Psi R``.
+
+    Parameters
+    ----------
+    inner_product : InnerProduct
+    g_ext : ndarray, shape (n_h, K), extended precision
+        The functionals ``g_k`` (exact to far below double round-off).
+    z : ndarray, shape (n_h, K)
+        Their computed Riesz representatives as stored (double).
+    psi : ndarray, shape (n_h, r)
+        Nearly X-orthonormal factor.
+    R : ndarray, shape (r, K)
+    riesz : ndarray of float64, shape (K,), optional
+        :func:`riesz_defects` of ``z``, if already measured.
+
+    Returns
+    -------
+    FactorCertificate
+
+    """
+    riesz = riesz_defects(inner_product, g_ext, z) if riesz is None else riesz
+    factor = SAFETY * _factor_defects(inner_product, z, psi, R)
+    norms = inner_product.norms(z) * (1.0 + 1e-6) + riesz
+    orthogonality = _orthogonality(inner_product, psi) * (1.0 + 1e-6)
+    column_norms = np.linalg.norm(R, axis=0) * (1.0 + 1e-6)
+    return FactorCertificate(riesz + factor, norms, orthogonality, column_norms, R.shape[0])

@@ -1,0 +1,1 @@
+"""Certification suite: the error bound against an extended-precision truth reference."""
