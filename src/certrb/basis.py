@@ -81,7 +81,7 @@ def orthonormalize(
     new = np.zeros((W.shape[0], 0), dtype=dtype)
     accepted = np.zeros(k, dtype=bool)
     for j in range(k):  # within the block, against the accepted new vectors (few, cheap)
-        w, nrm = W[:, j], float(norms[j])
+        w, nrm = W[:, j], norms[j]
         for p in range(_MAX_PASSES):
             c = herm(new) @ (X @ w)
             w = w - new @ c
@@ -90,7 +90,7 @@ def orthonormalize(
                 c = herm(Q) @ (X @ w)
                 w = w - Q @ c
                 R[:n0, j] += c
-            new_nrm = float(np.sqrt(abs(np.vdot(w, X @ w))))
+            new_nrm = np.sqrt(abs(np.vdot(w, X @ w)))
             done = new_nrm > 0.5 * nrm
             nrm = new_nrm
             if done:

@@ -82,7 +82,7 @@ def _panel_effectivity(ax, results: dict) -> None:
     ax.axhline(1.0, color="k", lw=1)
     ax.set_yscale("log")
     ax.set(xlabel="N", ylabel="bound / true error (min..max)",
-           title="Effectivity (below 1 = violated; dashed: round-off-certified bounds, everywhere)")
+           title="Effectivity (below 1 = violated; dashed: certified bounds)")
 
 
 def plot_roundoff_study(results: dict, path: str | Path, *, title: str = "") -> Path:

@@ -152,11 +152,15 @@ class OfflineBuilder:
 
     @property
     def gram(self) -> NDArray:
-        """``expanded`` Gram matrix ``g_k^H X^{-1} g_l``, shape (K, K); extended here by the new columns."""
+        """``expanded`` Gram matrix ``(rho_k, rho_l)_V`` of the Riesz representatives, shape (K, K).
+
+        Extended here by the columns added since it was last read.
+        """
         k_old, K = self._gram.shape[0], self._components.n
         if k_old < K:
-            G12 = herm(self.components[:, :k_old]) @ self.riesz[:, k_old:]
-            G22 = expanded.gram(self.components[:, k_old:], self.riesz[:, k_old:])
+            ip = self.problem.inner_product
+            G12 = expanded.gram(self.riesz[:, :k_old], ip, self.riesz[:, k_old:])
+            G22 = expanded.gram(self.riesz[:, k_old:], ip)
             self._gram = np.block([[self._gram, G12], [G12.conj().T, G22]])
         return self._gram
 
@@ -291,7 +295,7 @@ class OfflineBuilder:
         """The incremental estimator ``name`` (orthonormal or expanded) with its round-off certificate."""
         if name == "orthonormal":
             return orthonormal.certify(self.problem, self.basis, self.riesz, self.psi, self.R, bounds)
-        return expanded.certify(self.problem, self.basis, self.components, self.riesz, self.gram, bounds)
+        return expanded.certify(self.problem, self.basis, self.riesz, self.gram, bounds)
 
     def model(
         self,
@@ -330,7 +334,7 @@ class OfflineBuilder:
             return None
         l_terms = p.output.terms.T
         out = ReducedOutput(p.output.coefficients, p.output.project(self.basis),
-                            expanded.gram(l_terms, self._riesz_of(l_terms)))
+                            expanded.gram(self._riesz_of(l_terms), p.inner_product))
         if dual is None:
             return out
         if dual.basis is None or dual.basis.shape[0] != p.size:

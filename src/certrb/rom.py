@@ -35,7 +35,8 @@ def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
         raise StabilityError(f"stability must return numbers; got {type(values).__name__}: {exc}") from exc
     if arr.shape != (n_mu,):
         raise StabilityError(f"stability must return shape ({n_mu},); got {arr.shape}")
-    if not ((arr > 0) & (arr < np.inf)).all():  # NaN fails both comparisons
+    ok = 0.0 < arr[0] < np.inf if n_mu == 1 else ((arr > 0) & (arr < np.inf)).all()  # NaN fails both
+    if not ok:
         raise StabilityError("stability lower bound must be finite and positive for every parameter")
     return arr
 

@@ -519,6 +519,8 @@ def _lp_bound(c: NDArray, G: NDArray, b: NDArray, box: NDArray, mu: NDArray) -> 
     # coefficient vanish up to round-off) can stall HiGHS' simplex; the certificate below uses the exact c
     solver_c = np.where(np.abs(c) > _EPS * np.abs(c).max(initial=0.0), c, 0.0)
     res = linprog(solver_c, A_ub=-G, b_ub=-b, bounds=box, method="highs")
+    if res.status != 0 or res.x is None:  # HiGHS' simplex can stall on badly scaled data: its interior-point method
+        res = linprog(solver_c, A_ub=-G, b_ub=-b, bounds=box, method="highs-ipm")
     if res.status != 0 or res.x is None:
         raise StabilityError(f"the SCM linear program failed at mu = {mu.tolist()}: {res.message}")
     lam = np.maximum(-np.asarray(res.ineqlin.marginals), 0.0)

@@ -14,17 +14,25 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ..innerproduct import herm
+from ..innerproduct import InnerProduct, herm
 from .base import OfflineData
-from .roundoff import SAFETY, UNIT, ComponentBounds, component_bounds, gamma
+from .roundoff import UNIT, ComponentBounds, component_bounds, gamma, gram_extended
 
 __all__ = ["ExpandedEstimator", "build", "certify", "gram"]
 
 
-def gram(components: NDArray, riesz: NDArray) -> NDArray:
-    """Gram matrix ``G_kl = g_k^H X^{-1} g_l`` (K, K) from components and Riesz representatives."""
-    G = herm(components) @ riesz
-    return (G + G.conj().T) / 2
+def gram(riesz: NDArray, inner_product: InnerProduct, other: NDArray | None = None) -> NDArray:
+    """Gram matrix ``G_kl = (rho_k, rho_l)_V = rho_k^H X rho_l`` of Riesz representatives (n_h, K).
+
+    Formed in extended precision and rounded once (:func:`~certrb.estimators.roundoff.gram_extended`),
+    so that what the classical formula loses is its online cancellation alone. With ``other``
+    (n_h, L), the block ``riesz^H X other`` (K, L); without, the Hermitian (K, K) matrix.
+    """
+    if riesz.dtype.type in (np.longdouble, np.clongdouble):  # an extended-precision model: plain products
+        G = herm(riesz) @ (inner_product.matrix @ (riesz if other is None else other))
+    else:
+        G = gram_extended(inner_product.matrix, riesz if other is None else other, riesz)
+    return G if other is not None else (G + G.conj().T) / 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,28 +85,34 @@ class ExpandedEstimator:
         return out
 
 
-def certify(problem, basis: NDArray, components: NDArray, riesz: NDArray, G: NDArray,
+def certify(problem, basis: NDArray, riesz: NDArray, G: NDArray,
             bounds: ComponentBounds | None = None) -> ExpandedEstimator:
-    """E1 with its certificate, from the stored components ``g_hat`` and Riesz representatives ``z`` (n_h, K).
+    """E1 with its certificate, from the stored Riesz representatives ``z`` (n_h, K) and ``G = gram(z)``.
 
-    ``|G_exact - G| <= (D + D^T) / 2 + 2u |G|`` with
-    ``D_kl = n_k a_l + b_k n_l + gamma_{n_h} (|g_hat|^H |z|)_kl``, where ``a_l`` bounds the
-    Riesz defect of ``z_l``, ``b_k`` the dual norm of ``g_k - g_hat_k`` and ``n_k`` the
-    dual norm of ``g_k``; the online quadratic form adds ``gamma_{2K+4} |G|``. ``bounds``
-    (:func:`~certrb.estimators.roundoff.component_bounds`) may be shared with other estimators.
+    ``|G_exact - G| <= D + 3u |G|`` with ``D = n a^T + a n^T + 2^-60 |z|^H |X| |z|``, where
+    ``a_k`` bounds the Riesz defect ``||rho_k - z_k||_V`` and ``n_k`` bounds ``||rho_k||_V``
+    (the last term, with margin, covers the extended-precision products of :func:`gram`; for
+    complex data, ``4 (n_h + w + 4) 2^-64`` replaces ``2^-60``, w the most non-zeros in a row
+    of X); the online quadratic form adds ``gamma_{2K+4} |G|``.
+    ``bounds`` (:func:`~certrb.estimators.roundoff.component_bounds`) may be shared with other
+    estimators.
     """
-    ip = problem.inner_product
+    X = problem.inner_product.matrix
     bounds = component_bounds(problem, basis, riesz) if bounds is None else bounds
     a, norms = bounds.defects, bounds.norms
-    rounding = bounds.exact - components.astype(bounds.exact.dtype)
-    b = SAFETY * np.asarray(ip.dual_norms(np.asarray(rounding, dtype=components.dtype)), dtype=np.float64)
-    n_h, K = components.shape
-    D = np.outer(norms, a) + np.outer(b, norms) + gamma(n_h + 2) * (np.abs(components).T @ np.abs(riesz))
-    slack = (D + D.T) / 2 + (2 * UNIT + gamma(2 * K + 4)) * np.abs(G)
+    n_h, K = riesz.shape
+    abs_z = np.abs(riesz)
+    if np.iscomplexobj(riesz) or np.iscomplexobj(X.data):  # clongdouble products: gamma_n at u = 2^-64
+        width = int(np.diff(X.indptr).max(initial=0))
+        products = 4 * (n_h + width + 4) * 2.0**-64
+    else:  # the error-free splitting of gram_extended
+        products = 2.0**-60
+    D = np.outer(norms, a) + np.outer(a, norms) + products * (abs_z.T @ (abs(X) @ abs_z))
+    slack = D + (3 * UNIT + gamma(2 * K + 4)) * np.abs(G)
     return ExpandedEstimator(G, slack * (1.0 + gamma(K + 4)), norms)
 
 
 def build(data: OfflineData) -> ExpandedEstimator:
     """Build E1 (with its certificate if ``data.certify``) from the shared offline data."""
-    G = gram(data.components, data.riesz)
-    return certify(data.problem, data.basis, data.components, data.riesz, G) if data.certify else ExpandedEstimator(G)
+    G = gram(data.riesz, data.problem.inner_product)  # type: ignore[attr-defined]
+    return certify(data.problem, data.basis, data.riesz, G) if data.certify else ExpandedEstimator(G)

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from ..innerproduct import InnerProduct, herm
 
 __all__ = ["SAFETY", "UNIT", "ComponentBounds", "FactorCertificate", "component_bounds", "exact_components",
-           "factor_certificate", "gamma", "product_extended", "riesz_defects"]
+           "factor_certificate", "gamma", "gram_extended", "product_extended", "riesz_defects"]
 
 UNIT = float(np.finfo(np.float64).eps) / 2
 """Unit round-off ``u`` of IEEE double precision."""
@@ -197,10 +197,29 @@ def product_extended(A: NDArray | sp.csr_matrix, B: NDArray) -> NDArray:
         inner = A.shape[1]
     bits = (53 - 2 - max(int(np.ceil(np.log2(max(inner, 1)))), 0)) // 2
     A_hi, A_lo = _split_rows(A, bits) if sp.issparse(A) else _split(A, 1, bits)
-    B_hi, B_lo = _split(B, 0, bits)
+    B_hi, B_lo = _split(np.ascontiguousarray(B), 0, bits)  # row-major: sparse products take it without a copy
     out = np.asarray(A_hi @ B_hi).astype(np.longdouble)
     out += np.asarray((A_hi @ B_lo + A_lo @ B_hi) + A_lo @ B_lo)  # rounding ~u 2^-bits |A| |B|
     return out
+
+
+def gram_extended(X: sp.csr_matrix, Z: NDArray, W: NDArray | None = None) -> NDArray:
+    """``W^H X Z`` (real: accurate to about ``2^-70 |W|^T |X| |Z|``), rounded to double; shape (k_w, k_z).
+
+    ``X Z`` by :func:`product_extended`, split into its double part and remainder, then
+    ``W^T`` times each (the first again error-free). Complex data fall back to
+    numpy.clongdouble products.
+    """
+    W = Z if W is None else W
+    if np.iscomplexobj(Z) or np.iscomplexobj(W) or np.iscomplexobj(X.data):
+        ext = np.clongdouble
+        G = herm(W.astype(ext)) @ (X.astype(ext) @ Z.astype(ext))
+        return np.asarray(G, dtype=np.complex128)
+    XZ = product_extended(X, Z)
+    hi = np.asarray(XZ, dtype=np.float64)
+    lo = np.asarray(XZ - hi, dtype=np.float64)
+    G = product_extended(np.ascontiguousarray(W.T), hi) + W.T @ lo
+    return np.asarray(G, dtype=np.float64)
 
 
 def _factor_defects(inner_product: InnerProduct, z: NDArray, psi: NDArray, R: NDArray) -> NDArray[np.float64]:

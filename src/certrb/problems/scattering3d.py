@@ -376,7 +376,9 @@ def scattering3d(
     operator = AffineOperator(list(op_eim.matrices[:m_a]), InterpolatedCoefficients(op_eim, m_a))
     rhs = AffineFunctional(list(rhs_eim.matrices[:m_f]), InterpolatedCoefficients(rhs_eim, m_f))
     X = sp.diags(triangle_areas(v, t)).tocsr()
-    scm = SCM(operator, X, space.grid(scm_train), kind="inf-sup", tol=scm_tol, max_iter=scm_train)
+    # the terms are dense BEM matrices: the dense eigensolvers, whatever n_h (the sparse path would factorize them)
+    scm = SCM(operator, X, space.grid(scm_train), kind="inf-sup", tol=scm_tol, max_iter=scm_train,
+              dense_limit=operator.size)
     timings = {"eim": t1 - t0, "scm": time.perf_counter() - t1}
     log.info("scattering3d: %d operator terms (+%d reference), %d rhs terms (+%d), %d SCM points", m_a,
              op_eim.size - m_a, m_f, rhs_eim.size - m_f, len(scm.points))
