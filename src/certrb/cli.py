@@ -6,13 +6,15 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 app = typer.Typer(help="Certified reduced basis models with round-off-robust error bounds.", no_args_is_help=True)
@@ -57,21 +59,28 @@ _Out = Annotated[Path, typer.Option(help="Output folder.")]
 _Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress messages.")]
 
 
-def _run_study(name: str, problem, settings: dict, describe: dict, out: Path, verbose: bool) -> None:
-    """Run :func:`certrb.study.roundoff_study` with progress bars; write ``out/name.json`` and ``.png``."""
-    from .plots import plot_roundoff_study
-    from .study import roundoff_study
-
+@contextmanager
+def _progress_bars(verbose: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """Rich progress bars, one per stage: yields ``progress(stage, done, total)`` for the studies."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
+        yield progress
+
+
+def _run_study(name: str, problem, settings: dict, describe: dict, out: Path, verbose: bool) -> None:
+    """Run :func:`certrb.study.roundoff_study` with progress bars; write ``out/name.json`` and ``.png``."""
+    from .plots import plot_roundoff_study
+    from .study import roundoff_study
+
+    with _progress_bars(verbose) as progress:
         results = roundoff_study(problem, progress=progress, **settings)
     results["problem"].update(name=name, **describe)
     json_path, png_path = out / f"{name}.json", out / f"{name}.png"
@@ -160,16 +169,7 @@ def reproduce_scattering3d(
         check_wavenumber_range(level, (k_min, k_max))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--k-min/--k-max/--level") from exc
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+    with _progress_bars(verbose) as progress:
         results = scattering_study(level, (k_min, k_max), n_train=train, n_test=test, max_basis=max_basis,
                                    seed=seed, max_points=max_points, progress=progress,
                                    model_options={"eim_train": eim_train, "scm_train": scm_train})
