@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from certrb.cli import BENCHMARKS, app
+from certrb.cli import BENCHMARKS, _benchmark_folder, app
 
 runner = CliRunner()
+SCRIPTS = Path(__file__).resolve().parents[1] / "benchmarks"
+FOLDER = ["--benchmarks", str(SCRIPTS)]  # the package may be installed away from this checkout
 
 
 def check_run(out, name: str) -> None:
@@ -22,7 +25,8 @@ def check_run(out, name: str) -> None:
 
 def test_bench_quick_subset(tmp_path):
     out = tmp_path / "bench"
-    result = runner.invoke(app, ["bench", "--quick", "--only", "online", "--only", "scaling", "--out", str(out)])
+    args = ["bench", "--quick", "--only", "online", "--only", "scaling", *FOLDER, "--out", str(out)]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "bench.json").read_text())
     assert summary["quick"] is True
@@ -39,7 +43,7 @@ def test_bench_quick_subset(tmp_path):
 @pytest.mark.slow
 def test_bench_quick_all(tmp_path):
     out = tmp_path / "bench"
-    result = runner.invoke(app, ["bench", "--quick", "--out", str(out)])
+    result = runner.invoke(app, ["bench", "--quick", *FOLDER, "--out", str(out)])
     assert result.exit_code == 0, result.output
     runs = json.loads((out / "bench.json").read_text())["benchmarks"]
     assert list(runs) == list(BENCHMARKS)
@@ -58,7 +62,7 @@ def test_bench_skips_without_optional_dependency(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pymor" else real(name, *a))
     out = tmp_path / "bench"
-    result = runner.invoke(app, ["bench", "--quick", "--only", "vs_pymor", "--out", str(out)])
+    result = runner.invoke(app, ["bench", "--quick", "--only", "vs_pymor", *FOLDER, "--out", str(out)])
     assert result.exit_code == 0, result.output
     run = json.loads((out / "bench.json").read_text())["benchmarks"]["vs_pymor"]
     assert run == {"status": "skipped", "reason": "pymor is not importable"}
@@ -75,3 +79,9 @@ def test_bench_rejects_unknown_benchmark(tmp_path):
     result = runner.invoke(app, ["bench", "--only", "nope", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "unknown benchmark" in result.output
+
+
+def test_default_folder_is_found_from_a_checkout(monkeypatch):
+    """Without --benchmarks the scripts are found next to the package or in the current checkout."""
+    monkeypatch.chdir(SCRIPTS.parent)
+    assert (_benchmark_folder(None) / "online.py").is_file()

@@ -223,7 +223,7 @@ def test_stabilized_on_ill_conditioned_interpolation():
     r_plain = np.max(_rel_remainder(plain, test))
     r_stab = np.max(_rel_remainder(stab, test))
     assert r_plain > 1e-10  # round-off amplified: the plain interpolant is visibly inaccurate
-    assert r_stab <= r_plain  # the stabilized one is never worse (observed: ~0.7x here)
+    assert r_stab < r_plain  # the stabilized one is more accurate (observed: 0.81x here)
 
 
 def test_stabilized_default_rtol_no_worse(smooth_train, smooth_test):

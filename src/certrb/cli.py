@@ -239,8 +239,17 @@ _BENCH_EXTRA_ARGS = {"vs_pymor": ("--big",)}  # the 3x3 block to N = 70 is part 
 
 
 def _benchmark_folder(folder: Path | None) -> Path:
-    """The folder holding the benchmark scripts: ``folder``, or ``benchmarks/`` of the source checkout."""
-    path = folder if folder is not None else Path(__file__).resolve().parents[2] / "benchmarks"
+    """The folder holding the benchmark scripts.
+
+    ``folder`` if given; else ``benchmarks/`` of the source checkout this module runs
+    from (an editable install), else ``benchmarks/`` of the current directory (a
+    checkout whose package was installed normally).
+    """
+    if folder is not None:
+        path = folder
+    else:
+        candidates = (Path(__file__).resolve().parents[2] / "benchmarks", Path.cwd() / "benchmarks")
+        path = next((c for c in candidates if (c / f"{BENCHMARKS[0]}.py").is_file()), candidates[0])
     missing = [name for name in BENCHMARKS if not (path / f"{name}.py").is_file()]
     if missing:
         raise typer.BadParameter(
