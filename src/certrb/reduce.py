@@ -256,7 +256,7 @@ class OfflineBuilder:
 
     def estimator(
         self, name: str, *, train: NDArray | None = None, rng=None, options: Mapping | None = None,
-        certify: bool = False,
+        certify: bool = False, bounds: ComponentBounds | None = None,
     ) -> Estimator:
         """Build (or read off the incremental state) the named estimator for the current basis.
 
@@ -264,6 +264,8 @@ class OfflineBuilder:
         sweeps do without, :meth:`model` measures it once for the frozen model. In
         extended precision ``certify`` is ignored (no certificate) and only
         ``orthonormal`` and ``expanded`` are available (others raise EstimatorError).
+        ``bounds`` (:func:`~certrb.estimators.roundoff.component_bounds` of the current state)
+        lets several certified estimators share one measurement.
         """
         self.check_estimator(name)
         if self.n_basis == 0:
@@ -273,14 +275,18 @@ class OfflineBuilder:
             return expanded.ExpandedEstimator(self.gram)
         if name == "orthonormal" and not certify:
             return orthonormal.OrthonormalEstimator(self.R)
+        certify = certify and name != "point-basis"  # E2 has no certificate
+        if certify and bounds is None:
+            bounds = component_bounds(self.problem, self.basis, self.riesz)
         if name in ("orthonormal", "expanded"):
-            return self._certified(name, component_bounds(self.problem, self.basis, self.riesz))
+            return self._certified(name, bounds)  # type: ignore[arg-type]
         gen = np.random.default_rng(rng)
         if train is None:
             train = self.problem.parameter_space.sample(200, rng=gen)
         data = OfflineData(self.problem, self.basis, self.components, self.riesz, self.solve_reduced,
                            self.problem.parameter_space.validate(train, name="train"), gen, self.refine,
-                           dict(options or {}), certify)
+                           dict(options or {}), certify,
+                           self._certified("expanded", bounds) if certify else None)  # type: ignore[arg-type]
         return _BUILDERS[name](data)
 
     def check_estimator(self, name: str) -> str:
@@ -317,10 +323,10 @@ class OfflineBuilder:
         gen = np.random.default_rng(rng)
         names = [self.check_estimator(e) for e in estimators]
         certify = certify and not self.extended
-        incremental = [e for e in names if e in ("orthonormal", "expanded")] if certify else []
-        bounds = component_bounds(self.problem, self.basis, self.riesz) if incremental else None
-        built = {e: self._certified(e, bounds) if e in incremental else  # type: ignore[arg-type]
-                 self.estimator(e, train=train, rng=gen, options=options, certify=certify) for e in names}
+        measure = certify and not self.extended and any(e != "point-basis" for e in names)
+        bounds = component_bounds(self.problem, self.basis, self.riesz) if measure else None  # measured once
+        built = {e: self.estimator(e, train=train, rng=gen, options=options, certify=certify, bounds=bounds)
+                 for e in names}
         default = estimators[0] if default is None else check_name(default)
         return ReducedModel(self.problem.parameter_space, self.problem.operator.coefficients,
                             self.problem.rhs.coefficients, self.A_N.copy(), self.f_N.copy(), self.problem.stability,

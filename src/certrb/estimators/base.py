@@ -70,6 +70,9 @@ class OfflineData:
         Per-estimator options, e.g. ``{"point-basis": {"max_points": 3000}}``.
     certify : bool
         Measure the round-off certificates (docs/roundoff.md) of the estimators that have one.
+    remainder : ExpandedEstimator, optional
+        The certified classical estimator over all K components, if already built (the EIM
+        estimators bound their interpolation remainder with it); built on demand otherwise.
 
     """
 
@@ -83,6 +86,7 @@ class OfflineData:
     refine: int = 1
     options: dict = field(default_factory=dict)
     certify: bool = True
+    remainder: object | None = None
 
     @property
     def q_f(self) -> int:

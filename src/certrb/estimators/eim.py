@@ -140,7 +140,7 @@ def _build(data: OfflineData, stabilized: bool) -> EIMEstimator:
     if not data.certify:
         return EIMEstimator(basis.vectors, basis.indices, basis.matrix, R, stabilized, basis.errors)
     return EIMEstimator(basis.vectors, basis.indices, basis.matrix, R, stabilized, basis.errors,
-                        factor_certificate(ip, S, Z, psi, R), expanded.build(data))
+                        factor_certificate(ip, S, Z, psi, R), data.remainder or expanded.build(data))
 
 
 def build(data: OfflineData) -> EIMEstimator:
