@@ -77,6 +77,7 @@ class ParameterSpace:
         object.__setattr__(self, "lower", lo)
         object.__setattr__(self, "upper", hi)
         object.__setattr__(self, "scale", scales)
+        object.__setattr__(self, "_box", tuple(zip(lo.tolist(), hi.tolist(), strict=True)))  # for one parameter
 
     @property
     def dim(self) -> int:
@@ -158,7 +159,11 @@ class ParameterSpace:
             arr = mus  # fast path: one vectorized test covers NaN (comparisons are False) and the box
         else:
             arr = self._as_batch(mus, name)
-        if not ((arr >= self.lower) & (arr <= self.upper)).all():
+        if arr.shape[0] == 1:  # one parameter: leaner on Python floats (NaN fails every comparison)
+            inside = all(lo <= v <= hi for (lo, hi), v in zip(self._box, arr[0].tolist(), strict=True))
+        else:
+            inside = ((arr >= self.lower) & (arr <= self.upper)).all()
+        if not inside:
             self._raise_invalid(arr, name)
         return arr
 

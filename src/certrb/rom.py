@@ -6,6 +6,7 @@ which lifts coefficients back to the truth space when the basis is kept.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -13,14 +14,16 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import get_lapack_funcs
 
+from . import online_kernels
 from .affine import Coefficients, evaluate_coefficients
 from .errors import EstimatorError, ShapeError, StabilityError
-from .estimators.base import Estimator, check_name
+from .estimators.base import Estimator, check_name, norm_and_roundoff
 from .extended import extended_dtype, refined_solve
 from .parameters import ParameterSpace
 from .residual import residual_coefficients
 
-__all__ = ["OnlineResult", "ReducedModel", "ReducedOutput", "check_stability", "reduced_solve", "solve_flat"]
+__all__ = ["OnlineResult", "ReducedModel", "ReducedOutput", "check_stability", "cholesky_solve", "reduced_solve",
+           "solve_flat"]
 
 _GESV: dict = {}  # LAPACK gesv per dtype character, looked up once
 _CHUNK = 256  # parameters per chunk of a large online batch (keeps the batched arrays in cache)
@@ -44,6 +47,9 @@ def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
 def reduced_solve(A_N: NDArray, f_N: NDArray, theta: NDArray, phi: NDArray, n: int) -> tuple[NDArray, NDArray]:
     """Batched Galerkin solves of the nested sub-model of size ``n``.
 
+    Real symmetric operators go through the compiled Cholesky kernels when numba is
+    installed (:func:`cholesky_solve`), the rest through :func:`solve_flat`.
+
     Parameters
     ----------
     A_N : ndarray, shape (Q_a, N, N)
@@ -61,9 +67,36 @@ def reduced_solve(A_N: NDArray, f_N: NDArray, theta: NDArray, phi: NDArray, n: i
         Residual coefficients.
 
     """
+    kern = online_kernels.compiled()
+    packed = None if kern is None else online_kernels.packed_symmetric(A_N[:, :n, :n])
+    if packed is not None:
+        out = cholesky_solve(kern, packed, f_N, theta, phi, n)
+        if out is not None:
+            return out
     q_a = A_N.shape[0]
     A_flat = A_N[:, :n, :n].reshape(q_a, n * n)
     return solve_flat(A_flat, f_N[:, :n], theta, phi)
+
+
+def cholesky_solve(kern, packed: NDArray[np.float64], f_N: NDArray, theta: NDArray, phi: NDArray, n: int
+                   ) -> tuple[NDArray, NDArray] | None:
+    """:func:`reduced_solve` by the compiled kernels of :mod:`certrb.online_kernels`.
+
+    ``kern`` is :func:`certrb.online_kernels.compiled`, ``packed`` (Q_a, N' (N' + 1) / 2),
+    N' >= n, the :func:`~certrb.online_kernels.packed_symmetric` operators. Returns None
+    (nothing solved) for complex coefficients or when some reduced matrix is not positive definite.
+    """
+    if theta.dtype != np.float64 or phi.dtype != np.float64 or f_N.dtype != np.float64:
+        return None
+    if theta.shape[0] == 1:
+        c, x, ok = kern.cholesky_solve_one(packed, f_N, theta[0], phi[0], n)
+        return (c[None, :], x[None, :]) if ok else None
+    A = packed.T[: n * (n + 1) // 2] @ theta.T  # (n (n + 1) / 2, n_mu): parameters innermost
+    f = f_N[:, :n].T @ phi.T
+    if not kern.cholesky_solve_batch(A, f).all():
+        return None
+    c = np.ascontiguousarray(f.T)
+    return c, residual_coefficients(phi, theta, c)
 
 
 def solve_flat(A_flat: NDArray, f_sub: NDArray, theta: NDArray, phi: NDArray) -> tuple[NDArray, NDArray]:
@@ -93,6 +126,41 @@ def solve_flat(A_flat: NDArray, f_sub: NDArray, theta: NDArray, phi: NDArray) ->
         except np.linalg.LinAlgError as exc:
             raise np.linalg.LinAlgError("a reduced system is singular (is the problem stable here?)") from exc
     return c, residual_coefficients(phi, theta, c)
+
+
+def _bounds(plain: NDArray[np.float64], fp: NDArray[np.float64], beta: NDArray[np.float64], c: NDArray
+            ) -> tuple[NDArray[np.float64], ...]:
+    """Estimate, certified residual norm, bound and relative bound, shapes (n_mu,).
+
+    ``plain`` is the residual-norm estimate (plus any interpolation indicator), ``fp`` its
+    round-off bound (NaN without a certificate), ``beta`` the stability lower bounds and
+    ``c`` (n_mu, n) the reduced coefficients.
+    """
+    estimate = plain / beta
+    if fp.size and fp[0] != fp[0]:  # NaN: no round-off certificate, the bound is the estimate
+        certified, bound = plain, estimate
+    else:  # (eps + delta_fp [+ indicator]) / beta, rounded up past the three roundings
+        certified = plain + fp
+        bound = certified / beta * _ROUND_UP
+    norm_u = np.sqrt(np.einsum("mn,mn->m", c.conj(), c).real if c.dtype.kind == "c" else np.einsum("mn,mn->m", c, c))
+    if norm_u.all():
+        rel = bound / norm_u
+    else:
+        rel = np.divide(bound, norm_u, out=np.full_like(bound, np.inf), where=norm_u > 0)
+    return estimate, certified, bound, rel
+
+
+def _single_bounds(eps: float, fp: float, beta: float, c: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
+    """:func:`_bounds` for one real parameter on Python floats (same IEEE operations, fewer numpy calls)."""
+    estimate = eps / beta
+    if fp != fp:
+        certified, bound = eps, estimate
+    else:
+        certified = eps + fp
+        bound = certified / beta * _ROUND_UP
+    norm_u = math.sqrt(c @ c)
+    values = np.array([estimate, certified, bound, bound / norm_u if norm_u > 0 else math.inf])
+    return values[0:1], values[1:2], values[2:3], values[3:4]
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,6 +295,14 @@ class ReducedModel:
         interpolation error (:func:`certrb.nonaffine.interpolation_indicator`),
         added to the residual norm in the bound.
 
+    Notes
+    -----
+    With numba installed (extra ``fast``), real models whose reduced operators are
+    symmetric solve their reduced systems with the compiled Cholesky kernels of
+    :mod:`certrb.online_kernels` (a batch at a time, or assembly, solve and residual
+    coefficients of a single parameter in one call); the others, and parameters at which
+    the reduced matrix is not positive definite, use LAPACK's LU.
+
     """
 
     parameter_space: ParameterSpace
@@ -241,6 +317,7 @@ class ReducedModel:
     basis: NDArray | None = field(default=None, repr=False)
     interpolation: Callable[[NDArray, NDArray], NDArray] | None = field(default=None, repr=False)
     _flat: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _compiled: list = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.A_N.ndim != 3 or self.A_N.shape[1:] != (self.n_basis, self.n_basis):
@@ -288,7 +365,21 @@ class ReducedModel:
         if theta is None:
             theta = evaluate_coefficients(self.operator_coefficients, m, self.A_N.shape[0], "operator")
         phi = evaluate_coefficients(self.rhs_coefficients, m, self.f_N.shape[0], "rhs")
-        return solve_flat(*self._operators(n), theta, phi)
+        return self._coefficients(n, theta, phi)
+
+    def _kernels(self) -> tuple | None:
+        """(compiled kernels, packed symmetric A_N) when the compiled SPD path applies, else None; cached."""
+        if not self._compiled:
+            kern = online_kernels.compiled()
+            packed = None if kern is None else online_kernels.packed_symmetric(self.A_N)
+            self._compiled.append(None if packed is None else (kern, packed))
+        return self._compiled[0]
+
+    def _coefficients(self, n: int, theta: NDArray, phi: NDArray) -> tuple[NDArray, NDArray]:
+        """Reduced coefficients (n_mu, n) and residual coefficients (n_mu, K_n) (see :func:`reduced_solve`)."""
+        spd = self._kernels()
+        out = None if spd is None else cholesky_solve(*spd, self.f_N, theta, phi, n)
+        return solve_flat(*self._operators(n), theta, phi) if out is None else out
 
     def _stability(self, m: NDArray, theta: NDArray) -> NDArray[np.float64]:
         # a bound computed from the operator coefficients (min-theta) reuses them
@@ -332,24 +423,14 @@ class ReducedModel:
     def _evaluate(self, m: NDArray, n: int, est: Estimator, output: bool) -> OnlineResult:
         theta = evaluate_coefficients(self.operator_coefficients, m, self.A_N.shape[0], "operator")
         phi = evaluate_coefficients(self.rhs_coefficients, m, self.f_N.shape[0], "rhs")
-        c, x = solve_flat(*self._operators(n), theta, phi)
-        eps = est.residual_norm(x, n)
-        fp = est.roundoff(x, n, eps)
+        c, x = self._coefficients(n, theta, phi)
+        eps, fp = norm_and_roundoff(est, x, n)
         beta = self._stability(m, theta)
         delta = None if self.interpolation is None else self.interpolation(m, c)
-        plain = eps if delta is None else eps + delta
-        estimate = plain / beta
-        if fp.size and fp[0] != fp[0]:  # NaN: no round-off certificate, the bound is the estimate
-            certified, bound = plain, estimate
-        else:  # (eps + delta_fp [+ indicator]) / beta, rounded up past the three roundings
-            certified = plain + fp
-            bound = certified / beta * _ROUND_UP
-        norm_u = np.sqrt(np.einsum("mn,mn->m", c.conj(), c).real if c.dtype.kind == "c" else np.einsum(
-            "mn,mn->m", c, c))
-        if norm_u.all():
-            rel = bound / norm_u
+        if delta is None and c.shape[0] == 1 and c.dtype.kind == "f":  # one real parameter: on Python floats
+            estimate, certified, bound, rel = _single_bounds(float(eps[0]), float(fp[0]), float(beta[0]), c[0])
         else:
-            rel = np.divide(bound, norm_u, out=np.full_like(bound, np.inf), where=norm_u > 0)
+            estimate, certified, bound, rel = _bounds(eps if delta is None else eps + delta, fp, beta, c)
         out = out_bound = None
         if output and self.output is not None:
             out, out_bound = self.output.evaluate(m, theta, phi, c, certified * _ROUND_UP, beta)

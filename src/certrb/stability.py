@@ -124,11 +124,13 @@ class MinThetaBound:
     alpha_ref: float
     _active: NDArray[np.intp] = field(init=False, repr=False)
     _scale: NDArray[np.float64] = field(init=False, repr=False)
+    _pairs: list[tuple[int, float]] = field(init=False, repr=False)  # (active q, scale), for one parameter
 
     def __post_init__(self) -> None:
         active = np.flatnonzero(np.asarray(self.theta_ref) > 0)
         object.__setattr__(self, "_active", active)
         object.__setattr__(self, "_scale", self.alpha_ref / np.asarray(self.theta_ref)[active])
+        object.__setattr__(self, "_pairs", list(zip(active.tolist(), self._scale.tolist(), strict=True)))
 
     def __call__(self, mus: NDArray[np.float64]) -> NDArray[np.float64]:
         """Lower bounds for a batch ``mus`` (n_mu, P), shape (n_mu,)."""
@@ -136,6 +138,10 @@ class MinThetaBound:
 
     def from_theta(self, theta: NDArray) -> NDArray[np.float64]:
         """Lower bounds from already evaluated operator coefficients (n_mu, Q), shape (n_mu,)."""
+        if theta.shape[0] == 1 and theta.dtype == np.float64:  # one parameter: on Python floats
+            row = theta[0].tolist()
+            if min(row) >= 0:
+                return np.array([min(row[q] * s for q, s in self._pairs)])
         theta = _real_nonnegative(theta)
         if self._active.size < theta.shape[1]:
             theta = theta[:, self._active]

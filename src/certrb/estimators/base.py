@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from ..errors import EstimatorError
 
-__all__ = ["ESTIMATOR_NAMES", "Estimator", "OfflineData", "check_name"]
+__all__ = ["ESTIMATOR_NAMES", "Estimator", "OfflineData", "check_name", "norm_and_roundoff"]
 
 ESTIMATOR_NAMES = ("expanded", "point-basis", "eim", "eim-stabilized", "orthonormal")
 
@@ -42,6 +42,19 @@ class Estimator(Protocol):
     def arrays(self) -> dict[str, NDArray]:
         """The arrays that define the estimator (for saving)."""
         ...
+
+
+def norm_and_roundoff(est: Estimator, x: NDArray, n: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``eps = est.residual_norm(x, n)`` and ``est.roundoff(x, n, eps)``, shapes (n_mu,).
+
+    An estimator may define ``norm_and_roundoff(x, n)`` to compute both at once (E5 does, in
+    one compiled call for a single parameter); this is used when present.
+    """
+    both = getattr(est, "norm_and_roundoff", None)
+    if both is not None:
+        return both(x, n)
+    eps = est.residual_norm(x, n)
+    return eps, est.roundoff(x, n, eps)
 
 
 @dataclass(eq=False)

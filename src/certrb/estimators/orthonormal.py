@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import online_kernels
 from ..basis import qr_extend
 from ..innerproduct import InnerProduct
 from .base import OfflineData
@@ -78,6 +79,15 @@ class OrthonormalEstimator:
         if self.certificate is None:
             return np.full(x.shape[0], np.nan)
         return self.certificate.delta(x, eps)
+
+    def norm_and_roundoff(self, x: NDArray, n: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """:meth:`residual_norm` and :meth:`roundoff` together; one compiled call for one real parameter."""
+        kern = online_kernels.compiled() if x.shape[0] == 1 and x.dtype == np.float64 else None
+        if kern is not None and self.certificate is not None:
+            eps, fp = kern.orthonormal_norm(self._RT, x[0], self.certificate.weights, self.certificate.eps_factor)
+            return np.array([eps]), np.array([fp])
+        eps = self.residual_norm(x, n)
+        return eps, self.roundoff(x, n, eps)
 
     def arrays(self) -> dict[str, NDArray]:
         """Arrays to save."""

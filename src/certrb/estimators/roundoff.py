@@ -96,6 +96,16 @@ class FactorCertificate:
         object.__setattr__(self, "_eps_factor", float(eps_factor))
         object.__setattr__(self, "_weights", weights)
 
+    @property
+    def weights(self) -> NDArray[np.float64]:
+        """Per-component weights of :meth:`delta`, shape (K,)."""
+        return self._weights
+
+    @property
+    def eps_factor(self) -> float:
+        """Relative factor of :meth:`delta` on the computed norm."""
+        return self._eps_factor
+
     def delta(self, x: NDArray, eps: NDArray[np.float64]) -> NDArray[np.float64]:
         """Bound of ``||sum_k x_k rho_k||_V - eps`` for ``eps = fl(||fl(R[:, :k] x)||_2)``.
 
@@ -186,9 +196,10 @@ def product_extended(A: NDArray | sp.csr_matrix, B: NDArray) -> NDArray:
 
     The rows of A and the columns of B are split into a high part on a grid coarse enough
     that ``A_hi @ B_hi`` is exact in double precision whatever the summation order (an
-    error-free splitting in the spirit of Ozaki et al.); the three other products carry
-    errors of order ``u 2^-bits`` relative to ``|A| |B|`` and are summed in double. Four
-    double products replace a numpy.longdouble product, which is an order of magnitude slower.
+    error-free splitting in the spirit of Ozaki et al.); the rest, ``A_hi @ B_lo + A_lo @ B``,
+    is of order ``2^-bits |A| |B|``, so its rounding errors are of order ``u 2^-bits`` relative
+    to ``|A| |B|``. Three double products replace a numpy.longdouble product, which is an order
+    of magnitude slower.
     """
     if sp.issparse(A):
         A = sp.csr_matrix(A)
@@ -197,9 +208,10 @@ def product_extended(A: NDArray | sp.csr_matrix, B: NDArray) -> NDArray:
         inner = A.shape[1]
     bits = (53 - 2 - max(int(np.ceil(np.log2(max(inner, 1)))), 0)) // 2
     A_hi, A_lo = _split_rows(A, bits) if sp.issparse(A) else _split(A, 1, bits)
-    B_hi, B_lo = _split(np.ascontiguousarray(B), 0, bits)  # row-major: sparse products take it without a copy
+    B = np.ascontiguousarray(B)  # row-major: sparse products take it without a copy
+    B_hi, B_lo = _split(B, 0, bits)
     out = np.asarray(A_hi @ B_hi).astype(np.longdouble)
-    out += np.asarray((A_hi @ B_lo + A_lo @ B_hi) + A_lo @ B_lo)  # rounding ~u 2^-bits |A| |B|
+    out += np.asarray(A_hi @ B_lo + A_lo @ B)  # rounding ~u 2^-bits |A| |B|
     return out
 
 
