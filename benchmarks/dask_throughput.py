@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from online import machine_info
 
 import certrb
-from certrb.parallel import ParallelMap, solve_snapshots
+from certrb.parallel import ParallelMap, local_cluster, solve_snapshots
 
 DEFAULTS: dict[str, Any] = {"n": 100, "n_solves": 48, "chunk_size": 4, "repeats": 3}
 QUICK: dict[str, Any] = {"n": 10, "n_solves": 8, "chunk_size": 2, "repeats": 2}
@@ -75,10 +75,9 @@ def open_backend(name: str, chunk_size: int, stack: ExitStack) -> ParallelMap:
         return stack.enter_context(ParallelMap(chunk_size=chunk_size))
     if name.startswith("processes-"):
         return stack.enter_context(ParallelMap(int(name.split("-")[1]), chunk_size=chunk_size))
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    cluster = stack.enter_context(LocalCluster(n_workers=int(name.split("-")[1]), threads_per_worker=1,
-                                               processes=True, dashboard_address=":0"))
+    cluster = stack.enter_context(local_cluster(int(name.split("-")[1])))
     client = stack.enter_context(Client(cluster, set_as_default=False))
     return stack.enter_context(ParallelMap(client=client, chunk_size=chunk_size))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from certrb import parallel
 from certrb.errors import ParameterError
 from certrb.parallel import ParallelMap, solve_snapshots
 from certrb.problems import diffusion1d, thermal_block
@@ -78,8 +79,8 @@ def pool():
 
 def local_cluster():
     """Two single-threaded worker processes (dask is imported here: pool workers stay light)."""
-    distributed = pytest.importorskip("distributed")
-    return distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0")
+    pytest.importorskip("distributed")
+    return parallel.local_cluster(2)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,16 @@ def dask_client():
 
     with local_cluster() as cluster, Client(cluster, set_as_default=False) as client:
         yield client
+
+
+def test_local_cluster_workers_keep_glibc_malloc_defaults(dask_client):
+    def environ():
+        return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OPENBLAS_NUM_THREADS")
+
+    seen = dask_client.run(environ)
+    assert len(seen) == 2
+    assert set(seen.values()) == {(None, "1")}  # no malloc trimming; still one BLAS thread per worker
+    assert all(w.nthreads == 1 for w in dask_client.cluster.workers.values())
 
 
 @pytest.mark.parametrize("name", ["tb", "d1"])
