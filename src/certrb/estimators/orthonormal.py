@@ -105,7 +105,7 @@ def certify(problem, basis: NDArray, riesz: NDArray, psi: NDArray, R: NDArray,
     """
     bounds = component_bounds(problem, basis, riesz) if bounds is None else bounds
     return OrthonormalEstimator(R, factor_certificate(problem.inner_product, bounds.exact, riesz, psi, R,
-                                                      bounds.defects))
+                                                      bounds.defects, bounds.norms))
 
 
 def build(data: OfflineData) -> OrthonormalEstimator:

@@ -39,6 +39,7 @@ SAFETY = 2.0
 """Factor applied to every offline-measured defect (assumption A3 of docs/roundoff.md)."""
 
 _BLOCK = 64  # columns per block of the extended-precision factor defect
+_COARSE = 1e-6  # orthogonality slack small enough (it stretches the estimate by < 5e-7) to skip |Psi|^H |X| |Psi|
 
 
 def gamma(n: int) -> float:
@@ -172,6 +173,11 @@ def _grid(top: NDArray, bits: int) -> NDArray:
     return np.ldexp(0.75, exponent + 53 - bits)
 
 
+def _split_bits(inner: int) -> int:
+    """Bits of the high parts for which a product of inner dimension <= ``inner`` is exact in double."""
+    return (53 - 2 - max(int(np.ceil(np.log2(max(inner, 1)))), 0)) // 2
+
+
 def _split(A: NDArray, axis: int, bits: int) -> tuple[NDArray, NDArray]:
     """``A = hi + lo`` exactly, with ``hi`` on the grid ``2^(e - bits)``, e the exponent of the max along ``axis``."""
     sigma = _grid(np.max(np.abs(A), axis=axis, keepdims=True), bits)
@@ -206,7 +212,7 @@ def product_extended(A: NDArray | sp.csr_matrix, B: NDArray) -> NDArray:
         inner = int(np.diff(A.indptr).max(initial=1))
     else:
         inner = A.shape[1]
-    bits = (53 - 2 - max(int(np.ceil(np.log2(max(inner, 1)))), 0)) // 2
+    bits = _split_bits(inner)
     A_hi, A_lo = _split_rows(A, bits) if sp.issparse(A) else _split(A, 1, bits)
     B = np.ascontiguousarray(B)  # row-major: sparse products take it without a copy
     B_hi, B_lo = _split(B, 0, bits)
@@ -235,24 +241,33 @@ def gram_extended(X: sp.csr_matrix, Z: NDArray, W: NDArray | None = None) -> NDA
 
 
 def _factor_defects(inner_product: InnerProduct, z: NDArray, psi: NDArray, R: NDArray) -> NDArray[np.float64]:
-    """``||z_k - Psi R[:, k]||_V`` measured in extended precision, shape (K,).
+    """``||z_k - Psi R[:, k]||_V`` measured beyond double precision, shape (K,).
 
-    Columns go in blocks; each block uses only the rows of ``R`` that are non-zero in it.
+    Real data: ``Psi R = P_hi + P_rest`` by the error-free splitting of :func:`product_extended`
+    (``Psi`` split once, by rows, for all columns), with ``P_hi`` exact, and the defect taken as
+    ``(z - P_hi) - P_rest`` in double: its rounding errors are of order ``u`` times the defect
+    plus ``u 2^-bits |Psi| |R|``, far below it (a few digits suffice). Complex data: products in
+    numpy.clongdouble. Columns go in blocks; each block uses only the rows of ``R`` that are
+    non-zero in it.
     """
-    ext = _extended(np.result_type(z.dtype, psi.dtype, R.dtype))
+    real = not (np.iscomplexobj(z) or np.iscomplexobj(psi) or np.iscomplexobj(R))
     K = z.shape[1]
     nonzero = np.abs(R) > 0
     last = np.array([np.flatnonzero(nonzero[:, k]).max() + 1 if nonzero[:, k].any() else 0 for k in range(K)])
+    bits = _split_bits(psi.shape[1])
+    if real:
+        psi_hi, psi_lo = _split(psi, 1, bits)
     out = np.empty(K)
     for j0 in range(0, K, _BLOCK):
         j1 = min(j0 + _BLOCK, K)
         r = int(last[j0:j1].max(initial=0))
-        if ext is np.longdouble:
-            PR = product_extended(np.ascontiguousarray(psi[:, :r]), np.ascontiguousarray(R[:r, j0:j1]))
+        B = R[:r, j0:j1]
+        if real:
+            B_hi, B_lo = _split(B, 0, bits)
+            D = (z[:, j0:j1] - psi_hi[:, :r] @ B_hi) - (psi_hi[:, :r] @ B_lo + psi_lo[:, :r] @ B)
         else:
-            PR = psi[:, :r].astype(ext) @ R[:r, j0:j1].astype(ext)
-        # the defect itself in extended precision; its norm (a few digits suffice) in double
-        D = np.asarray(z[:, j0:j1].astype(ext) - PR, dtype=z.dtype)
+            ext = np.clongdouble
+            D = np.asarray(z[:, j0:j1].astype(ext) - psi[:, :r].astype(ext) @ B.astype(ext), dtype=z.dtype)
         out[j0:j1] = inner_product.norms(D)
     return out
 
@@ -260,17 +275,23 @@ def _factor_defects(inner_product: InnerProduct, z: NDArray, psi: NDArray, R: ND
 def _orthogonality(inner_product: InnerProduct, psi: NDArray) -> float:
     """Upper bound of ``||Psi^H X Psi - I||_F`` (hence of the 2-norm).
 
-    Computed in double with the a priori error bound of the two products
-    (``gamma_{n_h + w} |Psi|^H |X| |Psi|``, w the most non-zeros in a row of X):
-    this term multiplies the estimate itself, so a coarse bound is enough.
+    Computed in double with the a priori error bound of the two products,
+    ``gamma_{n_h + w} || |Psi|^H |X| |Psi| ||_F`` (w the most non-zeros in a row of X), itself
+    bounded by ``gamma_{n_h + w} || |X| ||_inf ||Psi||_F^2`` (``|X|`` is symmetric) unless that
+    exceeds ``_COARSE``, when the product is formed: this term only stretches the estimate by
+    ``sqrt(1 + omega)``, so a coarse bound is enough.
     """
     if psi.shape[1] == 0:
         return 0.0
     X = inner_product.matrix
     E = herm(psi) @ (X @ psi) - np.eye(psi.shape[1])
-    A = np.abs(psi)
     width = int(np.diff(X.indptr).max(initial=0))
-    slack = gamma(X.shape[0] + width + 2) * np.linalg.norm(A.T @ (abs(X) @ A))
+    g = gamma(X.shape[0] + width + 2)
+    absX = abs(X)
+    slack = g * float(absX.sum(axis=1).max()) * float(np.linalg.norm(psi)) ** 2 * (1.0 + 1e-6)
+    if slack > _COARSE:
+        A = np.abs(psi)
+        slack = g * np.linalg.norm(A.T @ (absX @ A))
     return float(np.linalg.norm(E) + slack)
 
 
@@ -303,7 +324,7 @@ def component_bounds(problem, basis: NDArray, riesz: NDArray) -> ComponentBounds
 
 def factor_certificate(
     inner_product: InnerProduct, g_ext: NDArray, z: NDArray, psi: NDArray, R: NDArray,
-    riesz: NDArray[np.float64] | None = None,
+    riesz: NDArray[np.float64] | None = None, norms: NDArray[np.float64] | None = None,
 ) -> FactorCertificate:
     """Measure the certificate of ``X^{-1} g ~ Psi R``.
 
@@ -319,6 +340,8 @@ def factor_certificate(
     R : ndarray, shape (r, K)
     riesz : ndarray of float64, shape (K,), optional
         :func:`riesz_defects` of ``z``, if already measured.
+    norms : ndarray of float64, shape (K,), optional
+        Upper bounds of ``||X^{-1} g_k||_V``, if already measured (``ComponentBounds.norms``).
 
     Returns
     -------
@@ -327,7 +350,7 @@ def factor_certificate(
     """
     riesz = riesz_defects(inner_product, g_ext, z) if riesz is None else riesz
     factor = SAFETY * _factor_defects(inner_product, z, psi, R)
-    norms = inner_product.norms(z) * (1.0 + 1e-6) + riesz
+    norms = inner_product.norms(z) * (1.0 + 1e-6) + riesz if norms is None else norms
     orthogonality = _orthogonality(inner_product, psi) * (1.0 + 1e-6)
     column_norms = np.linalg.norm(R, axis=0) * (1.0 + 1e-6)
     return FactorCertificate(riesz + factor, norms, orthogonality, column_norms, R.shape[0])
