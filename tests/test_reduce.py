@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import certrb
 from certrb.errors import ShapeError
@@ -161,3 +162,32 @@ def test_precision_is_validated(small_problem, precision):
         OfflineBuilder(small_problem, precision=precision)
     with pytest.raises(ValueError, match="precision must be one of"):
         certrb.reduce(small_problem, snapshots(small_problem, 2), precision=precision)
+
+
+def test_symmetric_terms_give_exactly_symmetric_reduced_operators(small_problem, small_greedy):
+    A = small_greedy.model.A_N
+    assert np.array_equal(A, A.transpose(0, 2, 1))
+    # the symmetrization only removes round-off: V^T A_q V formed in one block agrees
+    V = small_greedy.model.basis
+    direct = np.array([V.T @ (a @ V) for a in small_problem.operator.terms])
+    assert np.allclose(A, direct, rtol=0, atol=1e-13 * np.abs(direct).max())
+
+
+def test_nonsymmetric_terms_are_left_alone(small_problem):
+    K = small_problem.operator.terms[0]
+    n = K.shape[0]
+    convection = sp.diags([np.full(n - 1, 0.5), np.full(n - 1, -0.5)], [1, -1], format="csr")
+    problem = certrb.Problem(certrb.AffineOperator([K, convection], lambda m: np.column_stack([np.ones(len(m)),
+                                                                                                m[:, 0]])),
+                             small_problem.rhs, small_problem.inner_product.matrix,
+                             certrb.ParameterSpace(["b"], [0.0], [1.0]), stability=lambda m: np.full(len(m), 0.5))
+    builder = OfflineBuilder(problem)
+    builder.add_snapshots(problem.solve(np.array([[0.2], [0.9]])).T)
+    skew = builder.A_N[1] + builder.A_N[1].T  # V^T C V is skew-symmetric
+    assert np.abs(builder.A_N[1]).max() > 1e-3
+    assert np.abs(skew).max() < 1e-12
+    assert not np.array_equal(builder.A_N[1], builder.A_N[1].T)
+    model = builder.model(certify=False)
+    assert model._kernels() is None  # not symmetric: LAPACK's LU path
+    assert np.allclose(model.solve([0.5]), np.linalg.solve(builder.A_N[0] + 0.5 * builder.A_N[1],
+                                                           builder.f_N[0]), rtol=1e-12)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from .basis import orthonormalize
@@ -35,6 +36,14 @@ _BUILDERS = {
 }
 _EXTENDED_ESTIMATORS = ("orthonormal", "expanded")  # the incremental ones, read off the extended state
 _DOUBLE_RTOL = 1e-14  # rank tolerance of snapshots and of the orthonormal factor in double precision
+
+
+def _is_symmetric(a) -> bool:
+    """Whether a (sparse or dense) matrix equals its transpose exactly."""
+    if sp.issparse(a):
+        return a.shape[0] == a.shape[1] and (a != a.T).nnz == 0
+    a = np.asarray(a)
+    return a.ndim == 2 and a.shape[0] == a.shape[1] and np.array_equal(a, a.T)
 
 
 class _Columns:
@@ -121,6 +130,8 @@ class OfflineBuilder:
         self._R = np.zeros((0, 0), dtype=dtype)
         self.A_N = np.zeros((problem.operator.n_terms, 0, 0), dtype=dtype)
         self.f_N = np.zeros((problem.rhs.n_terms, 0), dtype=dtype)
+        # real symmetric terms: A_N is kept exactly symmetric (the projections round differently)
+        self._symmetric = dtype.kind != "c" and all(_is_symmetric(a) for a in problem.operator.terms)
 
     @property
     def n_basis(self) -> int:
@@ -246,6 +257,8 @@ class OfflineBuilder:
         old = self.components[:, self.problem.rhs.n_terms:k_old]
         rows = (herm(self.basis[:, n_old:]) @ old).reshape(k, n_old, q_a)  # [i, j, q] = v_new_i^H A_q v_j
         A[:, n_old:, :n_old] = rows.transpose(2, 0, 1)
+        if self._symmetric:  # exact on the old (already symmetric) block
+            A = 0.5 * (A + A.transpose(0, 2, 1))
         return A
 
     def solve_reduced(self, mus: NDArray, n: int) -> tuple[NDArray, NDArray]:
