@@ -58,6 +58,8 @@ def test_batched_equals_single(small_problem, small_greedy):
         assert one.coefficients.shape == (1, model.n_basis)
         assert np.allclose(one.coefficients[0], batch.coefficients[i], rtol=1e-13, atol=1e-15)
         assert np.isclose(one.bound[0], batch.bound[i], rtol=1e-10)
+        assert np.isclose(one.output[0], batch.output[i], rtol=1e-12)
+        assert np.isclose(one.output_bound[0], batch.output_bound[i], rtol=1e-10)
 
 
 def test_reconstruct_nested(small_problem, small_greedy):

@@ -206,6 +206,11 @@ class ReducedOutput:
         """
         n = c.shape[1]
         psi = evaluate_coefficients(self.coefficients, m, self.l_N.shape[0], "output")
+        if self.dual is None and psi.shape[0] == 1 and psi.dtype.kind == "f" and c.dtype.kind == "f":
+            p = psi[0]  # one real parameter: vector products and Python floats, same formulas
+            l_norm2 = float(p @ self.dual_gram @ p)
+            bound = math.sqrt(max(l_norm2, 0.0)) * float(eps[0]) / float(beta[0])
+            return np.array([p @ self.l_N[:, :n] @ c[0]]), np.array([bound])
         out = ((psi @ self.l_N[:, :n]).conj() * c).sum(axis=1)
         if self.dual is None:
             l_norm2 = ((psi.conj() @ self.dual_gram) * psi).sum(axis=1).real
