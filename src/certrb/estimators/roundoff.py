@@ -149,9 +149,13 @@ def exact_components(problem, basis: NDArray) -> NDArray:
     ext = _extended(dtype)
     V = basis.astype(ext)
     terms = problem._extended_terms(ext)
-    blocks = np.stack([a @ V for a in terms], axis=2)  # (n_h, N, Q_a): [h, n, q] = (A_q v_n)_h
-    rhs = problem.rhs.terms.T.astype(ext)
-    return np.concatenate([rhs, blocks.reshape(basis.shape[0], -1)], axis=1)
+    q_f = problem.rhs.n_terms
+    out = np.empty((basis.shape[0], q_f + len(terms) * basis.shape[1]), dtype=ext)
+    out[:, :q_f] = problem.rhs.terms.T
+    blocks = out[:, q_f:].reshape(basis.shape[0], basis.shape[1], len(terms))  # a view: [h, n, q] = (A_q v_n)_h
+    for q, a in enumerate(terms):
+        blocks[:, :, q] = a @ V
+    return out
 
 
 def riesz_defects(inner_product: InnerProduct, g_ext: NDArray, z: NDArray) -> NDArray[np.float64]:
