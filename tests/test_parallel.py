@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import certrb
 from certrb import parallel
 from certrb.errors import ParameterError
 from certrb.parallel import ParallelMap, solve_snapshots
@@ -112,6 +113,50 @@ def test_backends_are_bit_identical(name, request, pool, dask_client):
     assert np.array_equal(solve_snapshots(problem, mus, parallel=pool), serial)
     with ParallelMap(client=dask_client, chunk_size=3) as pm:
         assert np.array_equal(solve_snapshots(problem, mus, parallel=pm), serial)
+
+
+def greedy(problem, parallel_map=None, callback=None):
+    train = problem.parameter_space.sample(60, rng=12)
+    return certrb.weak_greedy(problem, train, tol=1e-9, max_basis=8, parallel=parallel_map, callback=callback,
+                              certify=False)
+
+
+def test_greedy_gives_the_same_model_on_every_backend(tb, dask_client):
+    serial = greedy(tb, ParallelMap(chunk_size=7))
+    assert serial.model.n_basis >= 4
+    ref_mus = np.array([s.mu for s in serial.history])
+    for pm in (ParallelMap(2, chunk_size=7), ParallelMap(client=dask_client, chunk_size=7)):
+        with pm:
+            other = greedy(tb, pm)
+        assert np.array_equal(np.array([s.mu for s in other.history]), ref_mus)
+        assert [s.max_bound for s in other.history] == [s.max_bound for s in serial.history]
+        assert np.array_equal(other.model.basis, serial.model.basis)
+        assert np.array_equal(other.model.A_N, serial.model.A_N)
+    # and the in-process sweep (no map) picks the same snapshots
+    plain = greedy(tb)
+    assert np.array_equal(np.array([s.mu for s in plain.history]), ref_mus)
+    np.testing.assert_allclose([s.max_bound for s in plain.history], [s.max_bound for s in serial.history],
+                               rtol=1e-10)
+
+
+def test_greedy_survives_a_killed_dask_worker(tb):
+    from distributed import Client
+
+    serial = greedy(tb, ParallelMap(chunk_size=5))
+    with local_cluster() as cluster, Client(cluster, set_as_default=False) as client:
+        victims = list(client.run(os.getpid).values())
+        killed = []
+
+        def kill_one(step):
+            if step.n == 2 and not killed:  # before the sweep of the 3-vector model
+                os.kill(victims[0], signal.SIGKILL)
+                killed.append(victims[0])
+
+        with ParallelMap(client=client, chunk_size=5) as pm:
+            result = greedy(tb, pm, callback=kill_one)
+    assert killed == victims[:1]
+    assert np.array_equal(result.model.basis, serial.model.basis)
+    assert [s.max_bound for s in result.history] == [s.max_bound for s in serial.history]
 
 
 def test_scheduler_address_backend(tb, dask_client):
@@ -218,6 +263,18 @@ def test_user_errors_propagate(backend, request):
 def test_unpicklable_shared_is_reported():
     with ParallelMap(2) as pm, pytest.raises(TypeError, match="shared must be picklable"):
         pm.map(chunk_sum, threading.Lock(), np.ones((2, 1)))
+
+
+def test_unpicklable_func_is_reported_and_the_pool_still_closes():
+    def local(shared, chunk):
+        return chunk.sum(axis=1)
+
+    t0 = time.perf_counter()
+    with ParallelMap(2) as pm:
+        with pytest.raises(TypeError, match="func must be picklable"):
+            pm.map(local, None, np.ones((2, 1)))
+        assert pm.map(chunk_sum, 2.0, np.ones((2, 1))) == [pytest.approx([2.0, 2.0])]  # still usable
+    assert time.perf_counter() - t0 < 30
 
 
 @pytest.mark.parametrize(

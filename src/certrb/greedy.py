@@ -10,11 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .affine import Coefficients, evaluate_coefficients
 from .errors import ShapeError
-from .estimators.base import check_name
+from .estimators.base import Estimator, check_name
+from .parallel import ParallelMap
 from .problem import Problem
 from .reduce import OfflineBuilder
-from .rom import ReducedModel, check_stability
+from .rom import ReducedModel, check_stability, reduced_solve
 
 __all__ = ["GreedyResult", "GreedyStep", "weak_greedy"]
 
@@ -87,6 +89,7 @@ def weak_greedy(
     certify: bool = True,
     precision: str = "double",
     snapshot_refine: int | None = None,
+    parallel: ParallelMap | None = None,
 ) -> GreedyResult:
     """Weak greedy: repeatedly add the truth snapshot where the bound is largest.
 
@@ -130,6 +133,12 @@ def weak_greedy(
         Extended-precision refinement steps of the truth snapshot solves
         (:meth:`certrb.Problem.solve`); default 0 in double precision, 2 in
         extended precision (whose snapshots are then kept in longdouble).
+    parallel : ParallelMap, optional
+        Run the training-set sweeps (reduced solves and bounds) through this map: in
+        chunks of its ``chunk_size`` on its backend (process pool or dask cluster; a
+        lost worker's chunks are retried). The reduced data and the estimator are
+        shipped at every step, so the coefficient functions must be picklable. The
+        result does not depend on the backend, only on the chunk size.
 
     Returns
     -------
@@ -168,7 +177,7 @@ def weak_greedy(
         if builder.n_basis == 0:
             worst, i_max = np.inf, i_next
         else:
-            bounds = _train_bounds(builder, mus, beta, estimator, relative, gen, options)
+            bounds = _train_bounds(builder, mus, beta, estimator, relative, gen, options, parallel)
             i_max = int(np.argmax(bounds))
             worst = float(bounds[i_max])
         step = GreedyStep(builder.n_basis, mus[i_max].copy(), worst, 0.0)
@@ -192,11 +201,39 @@ def weak_greedy(
     return GreedyResult(model, history, reason)
 
 
+@dataclass(frozen=True, eq=False)
+class _Sweep:
+    """What a training sweep needs: the reduced operators, the coefficient functions and the estimator.
+
+    Small (no truth-size array), so that a parallel map ships it to its workers at every step.
+    """
+
+    A_N: NDArray
+    f_N: NDArray
+    theta: Coefficients
+    phi: Coefficients
+    estimator: Estimator
+    relative: bool
+
+    def __call__(self, chunk: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Bounds for ``chunk`` (k, P + 1): parameters in the first P columns, stability lower bounds in the last."""
+        mus, beta = chunk[:, :-1], chunk[:, -1]
+        n = self.A_N.shape[1]
+        theta = evaluate_coefficients(self.theta, mus, self.A_N.shape[0], "operator")
+        phi = evaluate_coefficients(self.phi, mus, self.f_N.shape[0], "functional")
+        c, x = reduced_solve(self.A_N, self.f_N, theta, phi, n)
+        bound = self.estimator.residual_norm(x, n) / beta
+        if self.relative:
+            bound = bound / np.maximum(np.linalg.norm(c, axis=1), np.finfo(float).tiny)
+        return np.asarray(bound, dtype=np.float64)  # extended precision: longdouble norms, compared in double
+
+
 def _train_bounds(builder: OfflineBuilder, mus: NDArray, beta: NDArray, name: str, relative: bool, gen,
-                  options) -> NDArray[np.float64]:
+                  options, parallel: ParallelMap | None) -> NDArray[np.float64]:
     est = builder.estimator(name, train=mus, rng=gen, options=options)
-    c, x = builder.solve_reduced(mus, builder.n_basis)
-    bound = est.residual_norm(x, builder.n_basis) / beta
-    if relative:
-        bound = bound / np.maximum(np.linalg.norm(c, axis=1), np.finfo(float).tiny)
-    return np.asarray(bound, dtype=np.float64)  # extended precision: longdouble norms, compared in double
+    problem = builder.problem
+    sweep = _Sweep(builder.A_N, builder.f_N, problem.operator.coefficients, problem.rhs.coefficients, est, relative)
+    chunk = np.column_stack([mus, beta])
+    if parallel is None:
+        return sweep(chunk)
+    return np.concatenate(parallel.map(_Sweep.__call__, sweep, chunk))

@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import pickle
 import tempfile
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -46,6 +47,7 @@ Progress = Callable[[int, int], object]
 _DIST_HINT = 'dask.distributed is needed for a dask backend: pip install "certrb[dist]"'
 _WORKER_CACHE: OrderedDict[str, Any] = OrderedDict()  # per-process cache of shipped objects
 _WORKER_CACHE_SIZE = 2
+_SCATTER_WAIT = 0.5  # seconds before a failed broadcast is retried (the scheduler drops the dead worker)
 
 
 # --- pickling of shared objects -------------------------------------------------------------
@@ -339,6 +341,11 @@ class ParallelMap:
                 if progress is not None:
                     progress(len(results), len(chunks))
             return results
+        try:  # checked here: a pool whose task fails to pickle cannot be shut down cleanly
+            pickle.dumps(func, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise TypeError(f"func must be picklable (a module-level function) to run on worker processes: {exc}"
+                            ) from exc
         if self.backend == "processes":
             return self._map_processes(func, shared, chunks, progress)
         return self._map_dask(func, shared, chunks, progress)
@@ -368,9 +375,21 @@ class ParallelMap:
             with open(handle.path, "wb") as fh:
                 fh.write(blob)
         else:
-            handle = self._dask_client().scatter(_Portable(blob), broadcast=True, hash=False)
+            handle = self._scatter(_Portable(blob))
         self._shipped = (shared, handle)
         return handle
+
+    def _scatter(self, portable: _Portable) -> Any:
+        """Broadcast to every dask worker; retried when a worker died since the last map."""
+        for attempt in range(self._retries + 1):
+            try:
+                return self._dask_client().scatter(portable, broadcast=True, hash=False)
+            except OSError:  # distributed's CommClosedError: the scheduler still listed a dead worker
+                if attempt == self._retries:
+                    raise
+                log.warning("scatter to a lost worker failed; retrying")
+                time.sleep(_SCATTER_WAIT)
+        raise AssertionError("unreachable")
 
     # --- process pool ---------------------------------------------------------------------
 
