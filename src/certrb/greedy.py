@@ -22,7 +22,7 @@ __all__ = ["GreedyResult", "GreedyStep", "weak_greedy"]
 
 log = logging.getLogger(__name__)
 
-_INCREMENTAL = ("expanded", "orthonormal")
+_BLOCK = 256  # training parameters per block of a sweep (as ReducedModel.evaluate's chunks)
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,13 @@ class _Sweep:
     relative: bool
 
     def __call__(self, chunk: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Bounds for ``chunk`` (k, P + 1): parameters in the first P columns, stability lower bounds in the last."""
+        """Bounds for ``chunk`` (k, P + 1): parameters in the first P columns, stability lower bounds in the last.
+
+        Evaluated in blocks of ``_BLOCK`` parameters, whose batched arrays stay in cache.
+        """
+        return np.concatenate([self._bounds(chunk[s:s + _BLOCK]) for s in range(0, chunk.shape[0], _BLOCK)])
+
+    def _bounds(self, chunk: NDArray[np.float64]) -> NDArray[np.float64]:
         mus, beta = chunk[:, :-1], chunk[:, -1]
         n = self.A_N.shape[1]
         theta = evaluate_coefficients(self.theta, mus, self.A_N.shape[0], "operator")
