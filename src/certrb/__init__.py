@@ -1,8 +1,12 @@
-"""certrb: certified reduced basis models with round-off-robust error bounds."""
+"""certrb: certified reduced basis models with round-off-robust error bounds.
 
-from .affine import AffineFunctional, AffineOperator
-from .basis import extend, gram_schmidt, pod
-from .eim import deim, eim_greedy, interpolation_coefficients_ls, remove_point, symmetric_eim
+The package is split by stage: :mod:`certrb.online` (the reduced model and everything it
+evaluates with: small arrays only) and :mod:`certrb.offline` (truth problems, builders,
+greedies, certificates). Online code never imports offline code.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
 from .errors import (
     CertRBError,
     EstimatorError,
@@ -12,20 +16,26 @@ from .errors import (
     ShapeError,
     StabilityError,
 )
-from .estimators.base import ESTIMATOR_NAMES
-from .greedy import GreedyResult, GreedyStep, weak_greedy
-from .innerproduct import InnerProduct
 from .io import load, save
-from .matrix_eim import MatrixEIM, matrix_eim, vector_eim
-from .nonaffine import eim_functional, eim_operator, interpolation_indicator
-from .parallel import ParallelMap, solve_snapshots
-from .parameters import ParameterSpace
-from .problem import Problem, dual_problem
-from .reduce import OfflineBuilder, reduce
-from .rom import OnlineResult, ReducedModel
-from .scm import SCM
-from .stability import MinTheta
-from .truth import true_error, truth_residual_norm
+from .offline.affine import AffineFunctional, AffineOperator
+from .offline.basis import extend, gram_schmidt, pod
+from .offline.builder import OfflineBuilder
+from .offline.eim import deim, eim_greedy, interpolation_coefficients_ls, remove_point, symmetric_eim
+from .offline.greedy import GreedyResult, GreedyStep, weak_greedy
+from .offline.innerproduct import InnerProduct
+from .offline.matrix_eim import MatrixEIM, matrix_eim, vector_eim
+from .offline.nonaffine import eim_functional, eim_operator, interpolation_indicator
+from .offline.problem import Problem, dual_problem
+from .offline.reduce import reduce
+from .offline.scm import SCM
+from .offline.snapshots import solve_snapshots
+from .offline.stability import MinTheta
+from .offline.truth import true_error, truth_residual_norm
+from .online.estimators import ESTIMATOR_NAMES
+from .online.evaluate import OnlineResult
+from .online.model import ReducedModel
+from .online.parameters import ParameterSpace
+from .parallel import ParallelMap
 
 __all__ = [
     "ESTIMATOR_NAMES",
@@ -73,4 +83,7 @@ __all__ = [
     "weak_greedy",
 ]
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("certrb")
+except PackageNotFoundError:  # run from a source tree that is not installed
+    __version__ = "0+unknown"

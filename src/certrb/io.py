@@ -45,18 +45,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .affine import Conjugated
 from .errors import ModelFileError
-from .estimators.base import ESTIMATOR_NAMES
-from .estimators.eim import EIMEstimator
-from .estimators.expanded import ExpandedEstimator
-from .estimators.orthonormal import OrthonormalEstimator
-from .estimators.point_basis import PointBasisEstimator
-from .estimators.roundoff import FactorCertificate
-from .parameters import ParameterSpace
-from .rom import ReducedModel, ReducedOutput
-from .scm import SCM
-from .stability import MinThetaBound
+from .online.coefficients import Conjugated
+from .online.estimators import ESTIMATOR_NAMES, EVALUATORS
+from .online.model import ReducedModel, ReducedOutput
+from .online.parameters import ParameterSpace
+from .online.scm import SCMBound
+from .online.stability import MinThetaBound
 
 __all__ = ["FORMAT", "VERSION", "load", "save"]
 
@@ -73,12 +68,20 @@ _X87_BYTES = 10
 _X87_PADDED = (np.finfo(np.longdouble).nmant == 63 and np.dtype(np.longdouble).itemsize > _X87_BYTES
                and sys.byteorder == "little")
 
-_ESTIMATOR_TYPES = (ExpandedEstimator, OrthonormalEstimator, EIMEstimator, PointBasisEstimator)
 # errors h5py raises on unreadable, truncated or malformed files
 _READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 
 Datasets = dict[str, NDArray]
 Attrs = dict[str, Any]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("certrb")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def _h5py() -> Any:
@@ -177,14 +180,12 @@ def load(path: str | os.PathLike[str]) -> ReducedModel:
 
 def _encode(model: ReducedModel, online_only: bool) -> tuple[Datasets, Attrs]:
     """Flatten a model into datasets {path: array} and root attributes {name: str | int}."""
-    from . import __version__
-
     if model.interpolation is not None:
         raise ValueError("models with an interpolation-error indicator (matrix EIM) cannot be saved yet")
     space = model.parameter_space
     data: Datasets = {"parameter_space/lower": space.lower, "parameter_space/upper": space.upper,
                       "A_N": model.A_N, "f_N": model.f_N}
-    attrs: Attrs = {"format": FORMAT, "version": VERSION, "certrb_version": __version__,
+    attrs: Attrs = {"format": FORMAT, "version": VERSION, "certrb_version": _version(),
                     "parameter_names": json.dumps(list(space.names)),
                     "parameter_scale": json.dumps(list(space.scale)),
                     "operator_coefficients": _import_path(model.operator_coefficients, "operator_coefficients"),
@@ -220,7 +221,7 @@ def _encode_stability(stability: Callable, data: Datasets, attrs: Attrs) -> None
         attrs["stability"] = _import_path(stability.coefficients, "stability (MinThetaBound) coefficients")
         data["stability/theta_ref"] = np.asarray(stability.theta_ref)
         data["stability/alpha_ref"] = np.asarray(stability.alpha_ref, dtype=np.float64)
-    elif isinstance(stability, SCM):
+    elif isinstance(stability, SCMBound):
         attrs["stability_kind"] = "scm"
         attrs["stability"] = _import_path(stability.coefficients, "stability (SCM) coefficients")
         attrs["scm"] = json.dumps({"kind": stability.kind, "n_terms": int(stability.n_terms),
@@ -236,10 +237,10 @@ def _encode_stability(stability: Callable, data: Datasets, attrs: Attrs) -> None
 def _encode_estimators(estimators: Mapping[str, Any], data: Datasets) -> list[list[str]]:
     keys = []
     for key, est in estimators.items():
-        if key not in ESTIMATOR_NAMES or not isinstance(est, _ESTIMATOR_TYPES):
+        if key not in EVALUATORS or type(est) is not EVALUATORS[key] or est.name != key:
             raise ValueError(f"cannot save estimator {key!r} of type {type(est).__name__}; only certrb's "
-                             f"estimators, attached under one of {ESTIMATOR_NAMES}, can be saved")
-        for array_name, value in est.arrays().items():
+                             f"estimators, attached under their names {ESTIMATOR_NAMES}, can be saved")
+        for array_name, value in est.to_arrays().items():
             data[f"estimators/{key}/{array_name}"] = np.asarray(value)
         keys.append([key, est.name])
     return keys
@@ -472,35 +473,16 @@ def _decode_stability(data: Datasets, attrs: Attrs, name: str) -> Callable:
                              float(_take(data, "stability/alpha_ref", name)[()]))
     if kind == "scm":
         arrays = {key: _take(data, f"stability/{key}", name) for key in _SCM_ARRAYS}
-        return SCM.from_data(_callable(attrs, "stability", name), **_json(attrs, "scm", name), **arrays)
+        return SCMBound.from_data(_callable(attrs, "stability", name), **_json(attrs, "scm", name), **arrays)
     raise ModelFileError(f"{name}: unknown stability kind {kind!r}")
 
 
 def _decode_estimator(data: Datasets, key: str, est_name: str, name: str) -> Any:
-    def get(array_name: str) -> NDArray:
-        return _take(data, f"estimators/{key}/{array_name}", name)
-
-    def certificate() -> FactorCertificate | None:
-        prefix = f"estimators/{key}/certificate_"
-        if not any(k.startswith(prefix) for k in data):
-            return None  # saved without a round-off certificate: its bound is the plain estimate
-        fields = ("defects", "norms", "orthogonality", "column_norms", "rows")
-        return FactorCertificate.from_arrays({f"certificate_{f}": get(f"certificate_{f}") for f in fields},
-                                             "certificate_")
-
-    if est_name == "expanded":
-        certified = f"estimators/{key}/slack" in data
-        return ExpandedEstimator(get("G"), get("slack") if certified else None, get("norms") if certified else None)
-    if est_name == "orthonormal":
-        return OrthonormalEstimator(get("R"), certificate())
-    if est_name in ("eim", "eim-stabilized"):
-        cert = certificate()
-        remainder = None if cert is None else ExpandedEstimator(get("remainder_G"), get("remainder_slack"),
-                                                                get("remainder_norms"))
-        return EIMEstimator(get("vectors"), get("indices"), get("matrix"), get("R"), bool(get("stabilized")[()]),
-                            get("errors"), cert, remainder)
-    if est_name == "point-basis":
-        return PointBasisEstimator(get("q"), get("r"), get("row_scale"), get("eps2"), get("points"),
-                                   get("sizes"), int(get("n_components")[()]), bool(get("complex_")[()]),
-                                   float(get("condition")[()]))
-    raise ModelFileError(f"{name}: unknown estimator {est_name!r}")
+    if est_name not in EVALUATORS or est_name != key:
+        raise ModelFileError(f"{name}: unknown estimator {est_name!r} under {key!r}")
+    prefix = f"estimators/{key}/"
+    arrays = {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)}
+    try:
+        return EVALUATORS[est_name].from_arrays(arrays)
+    except KeyError as exc:
+        raise ModelFileError(f"{name}: missing dataset {prefix}{exc.args[0]}") from None

@@ -9,15 +9,12 @@ in-process, in a :class:`concurrent.futures.ProcessPoolExecutor` or on a
 task: through a file that each pool process loads once, or through
 ``client.scatter(..., broadcast=True)`` on dask.
 
-A :class:`~certrb.Problem` holds sparse LU factorizations that cannot be
-pickled; it is shipped as its defining data and rebuilt (and its inner product
-refactorized) on the worker.
+This module is a generic leaf: it knows nothing of certrb's objects (a
+:class:`~certrb.Problem` pickles itself as its defining data).
 """
 
 from __future__ import annotations
 
-import copyreg
-import io
 import logging
 import multiprocessing
 import os
@@ -35,10 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .innerproduct import InnerProduct
-from .problem import Problem
-
-__all__ = ["ParallelMap", "local_cluster", "solve_snapshots"]
+__all__ = ["ParallelMap", "local_cluster"]
 
 log = logging.getLogger(__name__)
 
@@ -50,34 +44,12 @@ _WORKER_CACHE_SIZE = 2
 _SCATTER_WAIT = 0.5  # seconds before a failed broadcast is retried (the scheduler drops the dead worker)
 
 
-# --- pickling of shared objects -------------------------------------------------------------
-
-
-def _rebuild_problem(operator, rhs, inner_product, parameter_space, stability, output) -> Problem:
-    return Problem(operator, rhs, inner_product, parameter_space, stability=stability, output=output)
-
-
-def _reduce_problem(p: Problem) -> tuple:
-    return _rebuild_problem, (p.operator, p.rhs, p.inner_product, p.parameter_space, p.stability, p.output)
-
-
-def _reduce_inner_product(ip: InnerProduct) -> tuple:
-    return InnerProduct, (ip.matrix,)
-
-
 def _dumps(obj: object) -> bytes:
-    """Pickle ``obj``, shipping Problems and InnerProducts without their factorizations."""
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    table = copyreg.dispatch_table.copy()
-    table[Problem] = _reduce_problem
-    table[InnerProduct] = _reduce_inner_product
-    pickler.dispatch_table = table
+    """Pickle ``obj`` (a Problem pickles as its defining data, without factorizations)."""
     try:
-        pickler.dump(obj)
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise TypeError(f"shared must be picklable to run on worker processes: {exc}") from exc
-    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -477,41 +449,3 @@ def _harvest(futures: dict[Future, int], results: dict[int, Any], total: int, pr
             results[k] = future.result()
             if progress is not None:
                 progress(len(results), total)
-
-
-def _solve_chunk(problem: Problem, chunk: NDArray[np.float64]) -> NDArray:
-    return problem.solve(chunk)
-
-
-def solve_snapshots(problem: Problem, mus: ArrayLike, *, parallel: ParallelMap | None = None,
-                    progress: Progress | None = None) -> NDArray:
-    """Truth solutions for a parameter batch, chunk by chunk on a :class:`ParallelMap`.
-
-    Parameters
-    ----------
-    problem : Problem
-    mus : array_like, shape (n_mu, P)
-    parallel : ParallelMap, optional
-        Backend; serial in this process by default.
-    progress : callable, optional
-        ``progress(done_chunks, total_chunks)``.
-
-    Returns
-    -------
-    U : ndarray, shape (n_mu, n_h)
-        Identical to ``problem.solve(mus)``, bit for bit, on every backend.
-
-    Raises
-    ------
-    ParameterError
-        If ``mus`` has the wrong shape or lies outside the parameter domain.
-
-    """
-    if not isinstance(problem, Problem):
-        raise TypeError(f"problem must be a Problem; got {type(problem).__name__}")
-    m = problem.parameter_space.validate(mus)
-    pm = parallel if parallel is not None else ParallelMap()
-    parts = pm.map(_solve_chunk, problem, m, progress=progress)
-    if not parts:
-        return np.empty((0, problem.size), dtype=problem.dtype)
-    return np.concatenate(parts, axis=0)

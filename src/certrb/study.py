@@ -17,11 +17,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import EstimatorError
-from .estimators.base import ESTIMATOR_NAMES
-from .greedy import GreedyResult, weak_greedy
-from .problem import Problem
-from .reduce import reduce
-from .truth import truth_residual_norm
+from .offline.greedy import GreedyResult, weak_greedy
+from .offline.problem import Problem
+from .offline.reduce import reduce
+from .offline.truth import truth_residual_norm
+from .online.estimators import ESTIMATOR_NAMES
 
 __all__ = ["estimator_floor", "roundoff_study"]
 

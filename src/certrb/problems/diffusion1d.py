@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ..affine import AffineFunctional, AffineOperator
-from ..parameters import ParameterSpace
-from ..problem import Problem
-from ..stability import MinTheta
+from ..offline.affine import AffineFunctional, AffineOperator
+from ..offline.problem import Problem
+from ..offline.stability import MinTheta
+from ..online.parameters import ParameterSpace
 
 __all__ = ["diffusion1d", "operator_coefficients", "rhs_coefficients"]
 

@@ -14,9 +14,9 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from ..affine import AffineFunctional, AffineOperator
-from ..parameters import ParameterSpace
-from ..problem import Problem
+from ..offline.affine import AffineFunctional, AffineOperator
+from ..offline.problem import Problem
+from ..online.parameters import ParameterSpace
 
 __all__ = ["helmholtz1d", "operator_coefficients", "output_coefficients", "rhs_coefficients"]
 
@@ -81,7 +81,7 @@ def helmholtz1d(n_elements: int = 400, k_range: tuple[float, float] = (1.0, 10.0
     operator = AffineOperator([K, M, B], operator_coefficients)
     X = K + M
     if stability is None:
-        from ..scm import SCM
+        from ..offline.scm import SCM
 
         stability = SCM(operator, X, space.grid(scm_train), kind="inf-sup")  # the grid holds the ends
     return Problem(operator, AffineFunctional([F[free]], rhs_coefficients), X, space, stability=stability,

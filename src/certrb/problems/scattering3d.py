@@ -38,19 +38,19 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from ..affine import AffineFunctional, AffineOperator
-from ..basis import qr_extend
 from ..bem import check_resolution, icosphere, mean_edge_length, relative_surface_error, triangle_areas
 from ..bem.mie import mie_neumann_trace
 from ..errors import CertRBError, EstimatorError, ParameterError
-from ..greedy import GreedyResult, weak_greedy
-from ..matrix_eim import MatrixEIM, matrix_eim, vector_eim
-from ..nonaffine import InterpolatedCoefficients, InterpolationIndicator, interpolation_indicator
-from ..parameters import ParameterSpace
-from ..problem import Problem
-from ..reduce import OfflineBuilder
-from ..rom import ReducedModel
-from ..scm import SCM
+from ..offline.affine import AffineFunctional, AffineOperator
+from ..offline.basis import qr_extend
+from ..offline.builder import OfflineBuilder
+from ..offline.greedy import GreedyResult, weak_greedy
+from ..offline.matrix_eim import MatrixEIM, matrix_eim, vector_eim
+from ..offline.nonaffine import InterpolatedCoefficients, InterpolationIndicator, interpolation_indicator
+from ..offline.problem import Problem
+from ..offline.scm import SCM
+from ..online.model import ReducedModel
+from ..online.parameters import ParameterSpace
 
 __all__ = ["STUDY_ESTIMATORS", "CombinedFieldEntries", "InterpolationBound", "PlaneWaveLoad", "ResolutionError",
            "RhsIndicator", "Scattering3D", "check_wavenumber_range", "coefficient_gap", "largest_wavenumber",

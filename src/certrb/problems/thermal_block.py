@@ -29,10 +29,10 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from ..affine import AffineFunctional, AffineOperator
-from ..parameters import ParameterSpace
-from ..problem import Problem
-from ..stability import MinTheta
+from ..offline.affine import AffineFunctional, AffineOperator
+from ..offline.problem import Problem
+from ..offline.stability import MinTheta
+from ..online.parameters import ParameterSpace
 
 __all__ = [
     "block_index",

@@ -1,0 +1,193 @@
+"""The reduced model: frozen small arrays, evaluated online by :func:`certrb.online.evaluate.evaluate_batch`.
+
+Nothing here touches an n_h-sized array except :meth:`ReducedModel.reconstruct`,
+which lifts coefficients back to the truth space when the basis is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import EstimatorError, ShapeError
+from .coefficients import Coefficients, evaluate_coefficients
+from .estimators import Estimator, check_name
+from .evaluate import OnlineResult, evaluate_batch
+from .parameters import ParameterSpace
+from .solve import ReducedOperators
+
+__all__ = ["OnlineResult", "ReducedModel", "ReducedOutput"]
+
+
+@dataclass(frozen=True, eq=False)
+class ReducedOutput:
+    """Reduced data of an output ``s(mu) = l(mu)^H u(mu)``.
+
+    Without a dual model the output bound is ``||l(mu)||_{V'} * Delta(mu)``. With a
+    reduced dual model (``A^H z = l``, basis ``W``) the output is corrected,
+    ``s_N = l^H u_N + z_N^H r(u_N)``, and bounded by the primal-dual product
+    ``|s - s_N| = |r_du^H (u - u_N)| <= eps_du(mu) * eps(mu) / beta_LB(mu)``.
+
+    Attributes
+    ----------
+    coefficients : callable
+        ``(n_mu, P) -> (n_mu, Q_l)``.
+    l_N : ndarray, shape (Q_l, N)
+        ``V^H l_p``.
+    dual_gram : ndarray, shape (Q_l, Q_l)
+        ``l_p^H X^{-1} l_q``, for ``||l(mu)||_{V'}``.
+    dual : ReducedModel, optional
+        Reduced model of the dual problem (:func:`certrb.dual_problem`).
+    dual_rhs : ndarray, shape (Q_f, N_du), optional
+        ``W^H f_p``.
+    dual_operator : ndarray, shape (Q_a, N_du, N), optional
+        ``W^H A_q V``.
+
+    """
+
+    coefficients: Coefficients
+    l_N: NDArray
+    dual_gram: NDArray
+    dual: ReducedModel | None = None
+    dual_rhs: NDArray | None = None
+    dual_operator: NDArray | None = None
+
+    def evaluate(self, m: NDArray, theta: NDArray, phi: NDArray, c: NDArray, eps: NDArray, beta: NDArray
+                 ) -> tuple[NDArray, NDArray[np.float64]]:
+        """Output and output bound for coefficients ``c`` (n_mu, n) of a batch ``m`` (n_mu, P).
+
+        ``theta`` (n_mu, Q_a) and ``phi`` (n_mu, Q_f) are the primal coefficients,
+        ``eps`` (n_mu,) primal residual norms, ``beta`` (n_mu,) stability lower bounds.
+        Returns the (corrected) outputs and their bounds, shapes (n_mu,).
+        """
+        n = c.shape[1]
+        psi = evaluate_coefficients(self.coefficients, m, self.l_N.shape[0], "output")
+        out = ((psi @ self.l_N[:, :n]).conj() * c).sum(axis=1)
+        if self.dual is None:
+            l_norm2 = ((psi.conj() @ self.dual_gram) * psi).sum(axis=1).real
+            return out, np.sqrt(np.maximum(l_norm2, 0.0)) * eps / beta
+        dual = self.dual.evaluate(m)
+        # W^H r(u_N) = W^H f - sum_q theta_q W^H A_q V c, then z_N^H r = d^H (W^H r)
+        w_r = phi @ self.dual_rhs - np.einsum("mq,qij,mj->mi", theta, self.dual_operator[:, :, :n], c)
+        out = out + (dual.coefficients.conj() * w_r).sum(axis=1)
+        return out, dual.residual_norm * eps / beta
+
+
+@dataclass(frozen=True, eq=False)
+class ReducedModel:
+    """A certified reduced model.
+
+    Attributes
+    ----------
+    parameter_space : ParameterSpace
+    operator_coefficients, rhs_coefficients : callable
+        ``theta`` and ``phi``: (n_mu, P) -> (n_mu, Q_a), (n_mu, Q_f).
+    A_N : ndarray, shape (Q_a, N, N)
+    f_N : ndarray, shape (Q_f, N)
+    stability : callable
+        ``(n_mu, P) -> (n_mu,)`` positive lower bounds.
+    estimators : mapping str -> Estimator
+    default_estimator : str
+    output : ReducedOutput or None
+    basis : ndarray, shape (n_h, N), or None
+        X-orthonormal basis, unless the model was saved online-only.
+    interpolation : callable, optional
+        ``(mus (n_mu, P), c (n_mu, n)) -> (n_mu,)`` indicator of the operator's
+        interpolation error (:func:`certrb.nonaffine.interpolation_indicator`),
+        added to the residual norm in the bound.
+
+    Notes
+    -----
+    Reduced solves go through :meth:`certrb.online.solve.ReducedOperators.solve` (compiled
+    Cholesky kernels for real symmetric models when numba is installed, LAPACK otherwise),
+    evaluations through :func:`certrb.online.evaluate.evaluate_batch`.
+
+    """
+
+    parameter_space: ParameterSpace
+    operator_coefficients: Coefficients
+    rhs_coefficients: Coefficients
+    A_N: NDArray
+    f_N: NDArray
+    stability: Callable[[NDArray[np.float64]], NDArray[np.float64]]
+    estimators: Mapping[str, Estimator]
+    default_estimator: str
+    output: ReducedOutput | None = None
+    basis: NDArray | None = field(default=None, repr=False)
+    interpolation: Callable[[NDArray, NDArray], NDArray] | None = field(default=None, repr=False)
+    operators: ReducedOperators = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "operators", ReducedOperators(self.A_N, self.f_N))
+        if self.default_estimator not in self.estimators:
+            raise EstimatorError(f"default_estimator {self.default_estimator!r} is not attached")
+
+    @property
+    def n_basis(self) -> int:
+        """Reduced dimension N."""
+        return self.A_N.shape[1]
+
+    def _sizes(self, n: int | None) -> int:
+        if n is None:
+            return self.n_basis
+        if int(n) != n or not 1 <= n <= self.n_basis:
+            raise ShapeError(f"n must be an integer in [1, {self.n_basis}]; got {n!r}")
+        return int(n)
+
+    def _estimator(self, name: str | None) -> Estimator:
+        name = self.default_estimator if name is None else check_name(name)
+        if name not in self.estimators:
+            attached = sorted(self.estimators)
+            raise EstimatorError(f"estimator {name!r} is not attached to this model; attached: {attached}")
+        return self.estimators[name]
+
+    def solve(self, mus: ArrayLike, *, n: int | None = None) -> NDArray:
+        """Reduced coefficients only, shape (n_mu, n)."""
+        m = self.parameter_space.validate(mus)
+        theta = evaluate_coefficients(self.operator_coefficients, m, self.A_N.shape[0], "operator")
+        phi = evaluate_coefficients(self.rhs_coefficients, m, self.f_N.shape[0], "rhs")
+        return self.operators.solve(theta, phi, self._sizes(n))[0]
+
+    def evaluate(self, mus: ArrayLike, *, estimator: str | None = None, n: int | None = None,
+                 output: bool = True) -> OnlineResult:
+        """Solve the reduced problem and certify it, for a batch of parameters.
+
+        Parameters
+        ----------
+        mus : array_like, shape (n_mu, P) or (P,)
+        estimator : str, optional
+            Residual-norm estimator name (default: the model's default).
+        n : int, optional
+            Evaluate the nested sub-model of the first ``n`` basis vectors.
+        output : bool
+            Also evaluate the output and its bound, if the model has one
+            (``False`` leaves ``output`` and ``output_bound`` None).
+
+        Returns
+        -------
+        OnlineResult
+
+        """
+        m = self.parameter_space.validate(mus)
+        return evaluate_batch(self, m, self._sizes(n), self._estimator(estimator), output=output)
+
+    def reconstruct(self, coefficients: ArrayLike) -> NDArray:
+        """Truth vectors ``V[:, :n] c`` for coefficients (n_mu, n), n <= N; shape (n_mu, n_h)."""
+        if self.basis is None:
+            raise ShapeError("this model was saved without its basis; reconstruct needs it")
+        c = np.asarray(coefficients)
+        if c.ndim == 1:
+            c = c[None, :]
+        if c.ndim != 2 or not 1 <= c.shape[1] <= self.n_basis:
+            raise ShapeError(f"coefficients must have shape (n_mu, n) with 1 <= n <= {self.n_basis}; got {c.shape}")
+        return c @ self.basis[:, : c.shape[1]].T
+
+    def with_estimators(self, estimators: Mapping[str, Estimator], default: str | None = None) -> ReducedModel:
+        """A copy with more (or replaced) estimators attached."""
+        merged = {**self.estimators, **estimators}
+        return ReducedModel(self.parameter_space, self.operator_coefficients, self.rhs_coefficients, self.A_N,
+                            self.f_N, self.stability, merged, default or self.default_estimator, self.output,
+                            self.basis, self.interpolation)

@@ -1,0 +1,82 @@
+"""Stability lower bounds online: checks, and the min-theta bound ``alpha_LB(mu)``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import StabilityError
+from .coefficients import Coefficients, evaluate_coefficients
+
+__all__ = ["MinThetaBound", "check_stability", "real_nonnegative"]
+
+
+def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
+    """Check the output of a stability lower bound: shape (n_mu,), finite, positive."""
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise StabilityError(f"stability must return numbers; got {type(values).__name__}: {exc}") from exc
+    if arr.shape != (n_mu,):
+        raise StabilityError(f"stability must return shape ({n_mu},); got {arr.shape}")
+    ok = 0.0 < arr[0] < np.inf if n_mu == 1 else ((arr > 0) & (arr < np.inf)).all()  # NaN fails both
+    if not ok:
+        raise StabilityError("stability lower bound must be finite and positive for every parameter")
+    return arr
+
+
+def real_nonnegative(theta: NDArray) -> NDArray[np.float64]:
+    """``theta`` (n_mu, Q) as real non-negative values, else StabilityError (min-theta needs them)."""
+    if theta.dtype.kind == "c":
+        if theta.imag.any():
+            raise StabilityError("MinTheta needs real operator coefficients")
+        theta = theta.real
+    if (theta < 0).any():
+        raise StabilityError("MinTheta needs non-negative operator coefficients theta_q(mu)")
+    return theta
+
+
+@dataclass(frozen=True, eq=False)
+class MinThetaBound:
+    """Online min-theta bound: ``alpha_ref * min_{q in S} theta_q(mu) / theta_q(mu_ref)``.
+
+    Parameters
+    ----------
+    coefficients : callable
+        The operator's coefficient function, (n_mu, P) -> (n_mu, Q).
+    theta_ref : ndarray, shape (Q,)
+        Coefficients at the reference parameter.
+    alpha_ref : float
+        Coercivity constant at the reference parameter.
+
+    """
+
+    coefficients: Coefficients
+    theta_ref: NDArray[np.float64]
+    alpha_ref: float
+    _active: NDArray[np.intp] = field(init=False, repr=False)
+    _scale: NDArray[np.float64] = field(init=False, repr=False)
+    _pairs: list[tuple[int, float]] = field(init=False, repr=False)  # (active q, scale), for one parameter
+
+    def __post_init__(self) -> None:
+        active = np.flatnonzero(np.asarray(self.theta_ref) > 0)
+        object.__setattr__(self, "_active", active)
+        object.__setattr__(self, "_scale", self.alpha_ref / np.asarray(self.theta_ref)[active])
+        object.__setattr__(self, "_pairs", list(zip(active.tolist(), self._scale.tolist(), strict=True)))
+
+    def __call__(self, mus: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Lower bounds for a batch ``mus`` (n_mu, P), shape (n_mu,)."""
+        return self.from_theta(evaluate_coefficients(self.coefficients, mus, self.theta_ref.size, "operator"))
+
+    def from_theta(self, theta: NDArray) -> NDArray[np.float64]:
+        """Lower bounds from already evaluated operator coefficients (n_mu, Q), shape (n_mu,)."""
+        if theta.shape[0] == 1 and theta.dtype == np.float64:  # one parameter: on Python floats
+            row = theta[0].tolist()
+            if min(row) >= 0:
+                return np.array([min(row[q] * s for q, s in self._pairs)])
+        theta = real_nonnegative(theta)
+        if self._active.size < theta.shape[1]:
+            theta = theta[:, self._active]
+        return (theta * self._scale).min(axis=1)
