@@ -333,19 +333,24 @@ class OfflineBuilder:
         train = self.problem.parameter_space.validate(train, name="train")
         return OfflineData(self, train, self.rng, self.options, certify and not self.extended)
 
-    def model(self, *, train: NDArray | None = None, keep_basis: bool = True) -> ReducedModel:
-        """Freeze the current state into a :class:`ReducedModel` with the builder's estimators.
+    def model(self, *, train: NDArray | None = None, keep_basis: bool = True,
+              estimators: Sequence[str] | None = None) -> ReducedModel:
+        """Freeze the current state into a :class:`ReducedModel`.
 
         Round-off certificates (``certify``) are measured once and shared by the estimators.
         ``train`` (n_train, P): training parameters of the interpolation-based estimators.
-        ``keep_basis``: keep the (n_h, N) basis (needed by ``reconstruct``).
+        ``keep_basis``: keep the (n_h, N) basis (needed by ``reconstruct``). ``estimators``:
+        attach these instead of the builder's (the first is then the default).
         """
+        names = self.estimators if estimators is None else tuple(self.check_estimator(e) for e in estimators)
+        if not names:
+            raise EstimatorError("attach at least one estimator")
         data = self._offline_data(train, self.certify)
-        built = {e: BUILDERS[e].build(data) for e in self.estimators}
+        built = {e: BUILDERS[e].build(data) for e in names}
         p = self.problem
         return ReducedModel(p.parameter_space, p.operator.coefficients, p.rhs.coefficients, self.A_N.copy(),
-                            self.f_N.copy(), p.stability, built, self.default, self._output(),
-                            self.basis.copy() if keep_basis else None)
+                            self.f_N.copy(), p.stability, built, self.default if estimators is None else names[0],
+                            self._output(), self.basis.copy() if keep_basis else None)
 
     def _output(self) -> ReducedOutput | None:
         p, dual = self.problem, self.dual
