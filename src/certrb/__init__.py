@@ -2,88 +2,60 @@
 
 The package is split by stage: :mod:`certrb.online` (the reduced model and everything it
 evaluates with: small arrays only) and :mod:`certrb.offline` (truth problems, builders,
-greedies, certificates). Online code never imports offline code.
+greedies, certificates). Online code never imports offline code, and the public names
+below are imported on first use, so that ``import certrb.online.model`` or loading a
+model file pulls in nothing of the offline stage (nor scipy.sparse).
 """
 
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from .errors import (
-    CertRBError,
-    EstimatorError,
-    InnerProductError,
-    ModelFileError,
-    ParameterError,
-    ShapeError,
-    StabilityError,
-)
-from .io import load, save
-from .offline.affine import AffineFunctional, AffineOperator
-from .offline.basis import extend, gram_schmidt, pod
-from .offline.builder import OfflineBuilder
-from .offline.eim import deim, eim_greedy, interpolation_coefficients_ls, remove_point, symmetric_eim
-from .offline.greedy import GreedyResult, GreedyStep, weak_greedy
-from .offline.innerproduct import InnerProduct
-from .offline.matrix_eim import MatrixEIM, matrix_eim, vector_eim
-from .offline.nonaffine import eim_functional, eim_operator, interpolation_indicator
-from .offline.problem import Problem, dual_problem
-from .offline.reduce import reduce
-from .offline.scm import SCM
-from .offline.snapshots import solve_snapshots
-from .offline.stability import MinTheta
-from .offline.truth import true_error, truth_residual_norm
-from .online.estimators import ESTIMATOR_NAMES
-from .online.evaluate import OnlineResult
-from .online.model import ReducedModel
-from .online.parameters import ParameterSpace
-from .parallel import ParallelMap
+_PUBLIC = {
+    "certrb.errors": ("CertRBError", "EstimatorError", "InnerProductError", "ModelFileError", "ParameterError",
+                      "ShapeError", "StabilityError"),
+    "certrb.io": ("load", "save"),
+    "certrb.online.estimators": ("ESTIMATOR_NAMES",),
+    "certrb.online.evaluate": ("OnlineResult",),
+    "certrb.online.model": ("ReducedModel",),
+    "certrb.online.parameters": ("ParameterSpace",),
+    "certrb.offline.affine": ("AffineFunctional", "AffineOperator"),
+    "certrb.offline.basis": ("extend", "gram_schmidt", "pod"),
+    "certrb.offline.builder": ("OfflineBuilder",),
+    "certrb.offline.eim": ("deim", "eim_greedy", "interpolation_coefficients_ls", "remove_point", "symmetric_eim"),
+    "certrb.offline.greedy": ("GreedyResult", "GreedyStep", "weak_greedy"),
+    "certrb.offline.innerproduct": ("InnerProduct",),
+    "certrb.offline.matrix_eim": ("MatrixEIM", "matrix_eim", "vector_eim"),
+    "certrb.offline.nonaffine": ("eim_functional", "eim_operator", "interpolation_indicator"),
+    "certrb.offline.problem": ("Problem", "dual_problem"),
+    "certrb.offline.reduce": ("reduce",),
+    "certrb.offline.scm": ("SCM",),
+    "certrb.offline.snapshots": ("solve_snapshots",),
+    "certrb.offline.stability": ("MinTheta",),
+    "certrb.offline.truth": ("true_error", "truth_residual_norm"),
+    "certrb.parallel": ("ParallelMap",),
+}
+_WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
 
-__all__ = [
-    "ESTIMATOR_NAMES",
-    "SCM",
-    "AffineFunctional",
-    "AffineOperator",
-    "CertRBError",
-    "EstimatorError",
-    "GreedyResult",
-    "GreedyStep",
-    "InnerProduct",
-    "InnerProductError",
-    "MatrixEIM",
-    "MinTheta",
-    "ModelFileError",
-    "OfflineBuilder",
-    "OnlineResult",
-    "ParallelMap",
-    "ParameterError",
-    "ParameterSpace",
-    "Problem",
-    "ReducedModel",
-    "ShapeError",
-    "StabilityError",
-    "deim",
-    "dual_problem",
-    "eim_functional",
-    "eim_greedy",
-    "eim_operator",
-    "extend",
-    "gram_schmidt",
-    "interpolation_coefficients_ls",
-    "interpolation_indicator",
-    "load",
-    "matrix_eim",
-    "pod",
-    "reduce",
-    "remove_point",
-    "save",
-    "solve_snapshots",
-    "symmetric_eim",
-    "true_error",
-    "truth_residual_norm",
-    "vector_eim",
-    "weak_greedy",
-]
+__all__ = sorted(_WHERE)
 
 try:
     __version__ = version("certrb")
 except PackageNotFoundError:  # run from a source tree that is not installed
     __version__ = "0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'certrb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
