@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 
 from .errors import ModelFileError
 from .online.coefficients import Conjugated
-from .online.estimators import ESTIMATOR_NAMES, EVALUATORS
+from .online.estimators import ESTIMATOR_NAMES, EVALUATORS, Estimator
 from .online.model import ReducedModel, ReducedOutput
 from .online.parameters import ParameterSpace
 from .online.scm import SCMBound
@@ -234,7 +234,7 @@ def _encode_stability(stability: Callable, data: Datasets, attrs: Attrs) -> None
         attrs["stability"] = _import_path(stability, "stability")
 
 
-def _encode_estimators(estimators: Mapping[str, Any], data: Datasets) -> list[list[str]]:
+def _encode_estimators(estimators: Mapping[str, Estimator], data: Datasets) -> list[list[str]]:
     keys = []
     for key, est in estimators.items():
         if key not in EVALUATORS or type(est) is not EVALUATORS[key] or est.name != key:
@@ -472,8 +472,9 @@ def _decode_stability(data: Datasets, attrs: Attrs, name: str) -> Callable:
         return MinThetaBound(_callable(attrs, "stability", name), _take(data, "stability/theta_ref", name),
                              float(_take(data, "stability/alpha_ref", name)[()]))
     if kind == "scm":
-        arrays = {key: _take(data, f"stability/{key}", name) for key in _SCM_ARRAYS}
-        return SCMBound.from_data(_callable(attrs, "stability", name), **_json(attrs, "scm", name), **arrays)
+        fields: dict[str, Any] = {key: _take(data, f"stability/{key}", name) for key in _SCM_ARRAYS}
+        fields.update(_json(attrs, "scm", name))
+        return SCMBound.from_data(_callable(attrs, "stability", name), **fields)
     raise ModelFileError(f"{name}: unknown stability kind {kind!r}")
 
 

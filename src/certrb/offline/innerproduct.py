@@ -122,7 +122,7 @@ class InnerProduct:
         z = self._solve(np.asarray(g))
         if refine <= 0:
             return z
-        g_ext = np.asarray(g).astype(self._ext_dtype(g), copy=False)
+        g_ext: NDArray = np.asarray(g).astype(self._ext_dtype(g), copy=False)
         z = z.astype(g_ext.dtype)
         for _ in range(refine):
             r = g_ext - self._matrix_ext @ z

@@ -209,7 +209,7 @@ class Problem:
         """
         ext = _extended(np.result_type(u.dtype, theta_row.dtype, f.dtype, self.operator.dtype))
         u = u.astype(ext, copy=False)
-        r = np.broadcast_to(f.astype(ext).reshape((-1,) + (1,) * (u.ndim - 1)), u.shape).copy()
+        r: NDArray = np.broadcast_to(f.astype(ext).reshape((-1,) + (1,) * (u.ndim - 1)), u.shape).copy()
         for t, a in zip(theta_row, self._extended_terms(ext), strict=True):
             r = r - ext(t) * (a @ u)
         return r

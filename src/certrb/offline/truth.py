@@ -7,17 +7,20 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ShapeError
 from ..online.model import ReducedModel
+from ..online.residual import residual_coefficients
 from .estimators.truth import residual_norms
 from .problem import Problem
 
 __all__ = ["true_error", "truth_residual_norm"]
 
 
-def _checked(problem: Problem, model: ReducedModel) -> None:
+def _basis(problem: Problem, model: ReducedModel) -> NDArray:
+    """The model's basis (n_h, N), checked to be there and of the problem's size."""
     if model.basis is None:
         raise ShapeError("the truth reference needs a model that keeps its basis")
     if model.basis.shape[0] != problem.size:
         raise ShapeError(f"model basis has n_h = {model.basis.shape[0]}; problem has {problem.size}")
+    return model.basis
 
 
 def truth_residual_norm(
@@ -42,11 +45,11 @@ def truth_residual_norm(
     eps : ndarray, shape (n_mu,)
 
     """
-    _checked(problem, model)
+    basis = _basis(problem, model)
     m = problem.parameter_space.validate(mus)
-    n = model._sizes(n)
-    _, x = model._solve(m, n)
-    return residual_norms(problem, model.basis, x, precision=precision)
+    c = model.solve(m, n=n)
+    x = residual_coefficients(problem.rhs.theta(m), problem.operator.theta(m), c)
+    return residual_norms(problem, basis, x, precision=precision)
 
 
 def true_error(
@@ -62,11 +65,11 @@ def true_error(
     error, norm : ndarray, shape (n_mu,) each
 
     """
-    _checked(problem, model)
+    basis = _basis(problem, model)
     m = problem.parameter_space.validate(mus)
-    n = model._sizes(n)
-    c = model._solve(m, n)[0]
+    c = model.solve(m, n=n)
+    n = c.shape[1]
     U = problem.solve(m, refine=refine)
-    E = U - (c.astype(U.dtype) @ model.basis[:, :n].T.astype(U.dtype))
+    E = U - (c.astype(U.dtype) @ basis[:, :n].T.astype(U.dtype))
     ip = problem.inner_product
-    return ip.norms(np.asarray(E.T, dtype=model.basis.dtype)), ip.norms(np.asarray(U.T, dtype=model.basis.dtype))
+    return ip.norms(np.asarray(E.T, dtype=basis.dtype)), ip.norms(np.asarray(U.T, dtype=basis.dtype))

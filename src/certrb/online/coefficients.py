@@ -5,7 +5,6 @@ A coefficient function maps a parameter batch ``mus`` (n_mu, P) to ``theta`` (n_
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,11 +51,7 @@ def evaluate_coefficients(func: Coefficients, mus: NDArray[np.float64], n_terms:
         raise ShapeError(f"{what} coefficients must return a numeric array; got dtype {theta.dtype}")
     if theta.dtype.kind not in "fc" or theta.dtype.itemsize < 8:
         theta = theta.astype(np.result_type(theta.dtype, np.float64))
-    if theta.shape[0] == 1 and theta.dtype.kind == "f":  # one parameter: leaner on Python floats
-        finite = all(map(math.isfinite, theta[0].tolist()))
-    else:
-        finite = np.isfinite(theta).all()
-    if not finite:
+    if not np.isfinite(theta).all():
         raise ShapeError(f"{what} coefficients returned NaN or infinite values")
     return theta
 

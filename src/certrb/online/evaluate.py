@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -120,8 +120,8 @@ def evaluate_batch(model: ReducedModel, mus: NDArray[np.float64], n: int, estima
     parts = [_evaluate_block(model, mus[s:s + BLOCK], n, estimator,
                              None if stability is None else stability[s:s + BLOCK], output)
              for s in range(0, mus.shape[0], BLOCK)]
-    joined = {f: None if getattr(parts[0], f) is None else np.concatenate([getattr(p, f) for p in parts])
-              for f in _FIELDS}
+    joined: dict[str, Any] = {f: None if getattr(parts[0], f) is None else
+                              np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS}
     return OnlineResult(**joined, estimator=estimator.name, n=n)
 
 

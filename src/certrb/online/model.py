@@ -69,6 +69,8 @@ class ReducedOutput:
         if self.dual is None:
             l_norm2 = ((psi.conj() @ self.dual_gram) * psi).sum(axis=1).real
             return out, np.sqrt(np.maximum(l_norm2, 0.0)) * eps / beta
+        if self.dual_rhs is None or self.dual_operator is None:
+            raise ShapeError("a dual model needs dual_rhs and dual_operator")
         dual = self.dual.evaluate(m)
         # W^H r(u_N) = W^H f - sum_q theta_q W^H A_q V c, then z_N^H r = d^H (W^H r)
         w_r = phi @ self.dual_rhs - np.einsum("mq,qij,mj->mi", theta, self.dual_operator[:, :, :n], c)

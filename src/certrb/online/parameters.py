@@ -77,7 +77,6 @@ class ParameterSpace:
         object.__setattr__(self, "lower", lo)
         object.__setattr__(self, "upper", hi)
         object.__setattr__(self, "scale", scales)
-        object.__setattr__(self, "_box", tuple(zip(lo.tolist(), hi.tolist(), strict=True)))  # for one parameter
 
     @property
     def dim(self) -> int:
@@ -120,7 +119,8 @@ class ParameterSpace:
         mus : ndarray, shape (prod(n_per_axis), P), float64
 
         """
-        counts = [n_per_axis] * self.dim if np.isscalar(n_per_axis) else list(n_per_axis)
+        counts = [int(n_per_axis)] * self.dim if isinstance(n_per_axis, int | np.integer) else \
+            [int(c) for c in n_per_axis]
         axes = [np.linspace(0.0, 1.0, int(c)) if c > 1 else np.array([0.5]) for c in counts]
         u = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
         return self._from_unit(u)
@@ -159,11 +159,7 @@ class ParameterSpace:
             arr = mus  # fast path: one vectorized test covers NaN (comparisons are False) and the box
         else:
             arr = self._as_batch(mus, name)
-        if arr.shape[0] == 1:  # one parameter: leaner on Python floats (NaN fails every comparison)
-            inside = all(lo <= v <= hi for (lo, hi), v in zip(self._box, arr[0].tolist(), strict=True))
-        else:
-            inside = ((arr >= self.lower) & (arr <= self.upper)).all()
-        if not inside:
+        if not ((arr >= self.lower) & (arr <= self.upper)).all():  # NaN fails every comparison
             self._raise_invalid(arr, name)
         return arr
 

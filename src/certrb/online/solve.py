@@ -116,6 +116,7 @@ def _cholesky(packed: NDArray[np.float64], f_N: NDArray, theta: NDArray, phi: ND
               ) -> tuple[NDArray, NDArray] | None:
     """The compiled Cholesky path; None (nothing solved) where some reduced matrix is not positive definite."""
     kern = kernels.compiled()
+    assert kern is not None, "packed operators exist only with the compiled kernels"
     if theta.shape[0] == 1:
         c, x, ok = kern.cholesky_solve_one(packed, f_N, theta[0], phi[0], n)
         return (c[None, :], x[None, :]) if ok else None

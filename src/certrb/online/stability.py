@@ -21,8 +21,7 @@ def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
         raise StabilityError(f"stability must return numbers; got {type(values).__name__}: {exc}") from exc
     if arr.shape != (n_mu,):
         raise StabilityError(f"stability must return shape ({n_mu},); got {arr.shape}")
-    ok = 0.0 < arr[0] < np.inf if n_mu == 1 else ((arr > 0) & (arr < np.inf)).all()  # NaN fails both
-    if not ok:
+    if not ((arr > 0) & (arr < np.inf)).all():  # NaN fails both
         raise StabilityError("stability lower bound must be finite and positive for every parameter")
     return arr
 
@@ -58,13 +57,11 @@ class MinThetaBound:
     alpha_ref: float
     _active: NDArray[np.intp] = field(init=False, repr=False)
     _scale: NDArray[np.float64] = field(init=False, repr=False)
-    _pairs: list[tuple[int, float]] = field(init=False, repr=False)  # (active q, scale), for one parameter
 
     def __post_init__(self) -> None:
         active = np.flatnonzero(np.asarray(self.theta_ref) > 0)
         object.__setattr__(self, "_active", active)
         object.__setattr__(self, "_scale", self.alpha_ref / np.asarray(self.theta_ref)[active])
-        object.__setattr__(self, "_pairs", list(zip(active.tolist(), self._scale.tolist(), strict=True)))
 
     def __call__(self, mus: NDArray[np.float64]) -> NDArray[np.float64]:
         """Lower bounds for a batch ``mus`` (n_mu, P), shape (n_mu,)."""
@@ -72,10 +69,6 @@ class MinThetaBound:
 
     def from_theta(self, theta: NDArray) -> NDArray[np.float64]:
         """Lower bounds from already evaluated operator coefficients (n_mu, Q), shape (n_mu,)."""
-        if theta.shape[0] == 1 and theta.dtype == np.float64:  # one parameter: on Python floats
-            row = theta[0].tolist()
-            if min(row) >= 0:
-                return np.array([min(row[q] * s for q, s in self._pairs)])
         theta = real_nonnegative(theta)
         if self._active.size < theta.shape[1]:
             theta = theta[:, self._active]

@@ -46,7 +46,7 @@ def exact_components(problem, basis: NDArray) -> NDArray:
     """
     dtype = np.result_type(problem.dtype, basis.dtype)
     ext = _extended(dtype)
-    V = basis.astype(ext)
+    V: NDArray = basis.astype(ext)
     terms = problem._extended_terms(ext)
     q_f = problem.rhs.n_terms
     out = np.empty((basis.shape[0], q_f + len(terms) * basis.shape[1]), dtype=ext)
@@ -194,7 +194,7 @@ def _orthogonality(inner_product: InnerProduct, psi: NDArray) -> float:
     slack = g * float(absX.sum(axis=1).max()) * float(np.linalg.norm(psi)) ** 2 * (1.0 + 1e-6)
     if slack > _COARSE:
         A = np.abs(psi)
-        slack = g * np.linalg.norm(A.T @ (absX @ A))
+        slack = g * float(np.linalg.norm(A.T @ (absX @ A)))
     return float(np.linalg.norm(E) + slack)
 
 

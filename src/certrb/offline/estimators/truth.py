@@ -47,7 +47,7 @@ def combine_components(problem, basis: NDArray, coeffs: NDArray, *, precision: s
         raise ShapeError(f"coeffs must have shape (m, {q_f} + {q_a} n) with n <= {basis.shape[1]}; got {coeffs.shape}")
     dtype = np.result_type(problem.dtype, coeffs.dtype, basis.dtype)
     if precision == "extended":
-        dtype = np.clongdouble if np.issubdtype(dtype, np.complexfloating) else np.longdouble
+        dtype = np.dtype(np.clongdouble if np.issubdtype(dtype, np.complexfloating) else np.longdouble)
         terms = problem._extended_terms(dtype)
     else:
         terms = problem.operator.terms

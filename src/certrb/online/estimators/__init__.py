@@ -14,6 +14,8 @@ Names: ``expanded`` (E1), ``point-basis`` (E2), ``eim`` (E3), ``eim-stabilized``
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...errors import EstimatorError
 from .base import Estimator, norm_and_roundoff
 from .eim import EIMEstimator
@@ -23,7 +25,7 @@ from .point_basis import PointBasisEstimator
 
 __all__ = ["ESTIMATOR_NAMES", "EVALUATORS", "Estimator", "check_name", "norm_and_roundoff"]
 
-EVALUATORS: dict[str, type] = {
+EVALUATORS: dict[str, Any] = {
     "expanded": ExpandedEstimator,
     "point-basis": PointBasisEstimator,
     "eim": EIMEstimator,

@@ -13,7 +13,10 @@ __all__ = ["Estimator", "norm_and_roundoff"]
 class Estimator(Protocol):
     """Online residual-norm estimator (holds small arrays only)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The estimator's name (a key of :data:`certrb.online.estimators.EVALUATORS`)."""
+        ...
 
     def residual_norm(self, x: NDArray, n: int) -> NDArray[np.float64]:
         """Dual norms ``||r(mu)||_{V'}`` from coefficients ``x`` (n_mu, Q_f + Q_a n), shape (n_mu,)."""

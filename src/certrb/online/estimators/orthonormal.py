@@ -44,9 +44,6 @@ class OrthonormalEstimator:
 
     def residual_norm(self, x: NDArray, n: int) -> NDArray[np.float64]:
         """``||R[:, :K_n] x||_2`` for x (n_mu, K_n), shape (n_mu,)."""
-        if x.shape[0] == 1 and x.dtype.kind == "f":  # one parameter: a vector product is leaner
-            y1 = x[0] @ self._RT[: x.shape[1]]
-            return np.sqrt(np.array([y1 @ y1]))
         y = x @ self._RT[: x.shape[1]]
         if y.dtype.kind == "c":
             return np.sqrt(np.einsum("mr,mr->m", y.conj(), y).real)
