@@ -161,3 +161,13 @@ def test_online_imports_load_no_offline_module_and_no_sparse(module):
             "print(bad)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_two_estimator_tables_hold_the_same_names():
+    from certrb.offline.estimators import BUILDERS
+    from certrb.online.estimators import ESTIMATOR_NAMES, EVALUATORS
+
+    assert list(BUILDERS) == list(EVALUATORS) == list(ESTIMATOR_NAMES)
+    for name, cls in EVALUATORS.items():
+        assert callable(BUILDERS[name].build)
+        assert hasattr(cls, "from_arrays") and hasattr(cls, "to_arrays")
