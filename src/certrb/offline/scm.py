@@ -576,15 +576,6 @@ class SCM(SCMBound):
     >>> bool(0 < lower[0] <= upper[0])
     True
 
-    Examples
-    --------
-    >>> from certrb.problems import diffusion1d
-    >>> p = diffusion1d(30)
-    >>> scm = SCM(p.operator, p.inner_product, p.parameter_space.sample(50, rng=0))
-    >>> lower, upper = scm([[5.0, 100.0]]), scm.upper_bound([[5.0, 100.0]])
-    >>> bool(0 < lower[0] <= upper[0])
-    True
-
     """
 
     def __init__(self, operator: AffineOperator, inner_product: sp.spmatrix | InnerProduct, train: ArrayLike, *,
