@@ -34,7 +34,13 @@ def problem() -> certrb.Problem:
 @pytest.fixture(scope="module")
 def model(problem) -> certrb.ReducedModel:
     train = problem.parameter_space.sample(60, rng=0)
-    return certrb.weak_greedy(problem, train, tol=0.0, max_basis=6, estimators=ESTIMATORS, rng=0).model
+    return certrb.weak_greedy(certrb.OfflineBuilder(problem, ESTIMATORS, rng=0), train, tol=0.0, max_basis=6).model
+
+
+def model_for(problem: certrb.Problem, V: NDArray,
+              estimators: tuple[str, ...] = ("orthonormal",)) -> certrb.ReducedModel:
+    """A model of ``problem`` for the basis ``V`` (n_h, N), through an OfflineBuilder."""
+    return certrb.reduce(certrb.OfflineBuilder(problem, estimators, rng=0), V)
 
 
 def check_certified(problem: certrb.Problem, model: certrb.ReducedModel, mus: NDArray, result) -> None:
@@ -176,8 +182,8 @@ def test_uniformly_scaled_problem_scales_the_bound(problem, a, b):
     scaled = scaled_problem(problem, (s, s, s), t)
     snaps = problem.parameter_space.sample(4, rng=5)
     mus = problem.parameter_space.sample(12, rng=6)
-    plain = certrb.reduce(problem, problem.solve(snaps).T, ("orthonormal",), rng=0)
-    model = certrb.reduce(scaled, scaled.solve(snaps).T, ("orthonormal", "eim-stabilized"), rng=0)
+    plain = model_for(problem, problem.solve(snaps).T)
+    model = model_for(scaled, scaled.solve(snaps).T, ("orthonormal", "eim-stabilized"))
     ref = plain.evaluate(mus)
     for name in ("orthonormal", "eim-stabilized"):
         result = model.evaluate(mus, estimator=name)
@@ -199,7 +205,7 @@ def test_terms_scaled_apart_keep_the_bound_certified(problem, c, b):
     scaled = scaled_problem(problem, scales, 10.0**b)
     space = problem.parameter_space
     try:
-        model = certrb.reduce(scaled, scaled.solve(space.sample(4, rng=7)).T, ("orthonormal", "expanded"), rng=0)
+        model = model_for(scaled, scaled.solve(space.sample(4, rng=7)).T, ("orthonormal", "expanded"))
     except ShapeError as exc:
         refusal = str(exc)
     else:
@@ -223,7 +229,7 @@ def test_nearly_dependent_snapshots(problem, exponent, seed, copies):
     rng = np.random.default_rng(seed)
     near = U[:, :1] * (1 + 10.0**exponent * rng.standard_normal((U.shape[0], copies)))
     try:
-        model = certrb.reduce(problem, np.hstack([U, near]), ("orthonormal", "eim-stabilized"), rng=0)
+        model = model_for(problem, np.hstack([U, near]), ("orthonormal", "eim-stabilized"))
     except ShapeError as exc:
         if "dependent" not in str(exc):
             raise
@@ -336,7 +342,7 @@ def test_coefficients_nan_in_part_of_the_domain(problem, unit):
     partial = certrb.Problem(certrb.AffineOperator(problem.operator.terms, nan_above), problem.rhs,
                              problem.inner_product, problem.parameter_space, stability=problem.stability)
     snaps = problem.parameter_space.sample(3, rng=1) * [0.5, 1.0]  # mu1 <= 10
-    model = certrb.reduce(partial, partial.solve(snaps).T, ("orthonormal",))
+    model = model_for(partial, partial.solve(snaps).T)
     mus = in_box(problem.parameter_space, unit)
     if np.any(mus[:, 0] > 10):
         with pytest.raises(ShapeError, match="NaN"):
@@ -363,6 +369,6 @@ def test_bad_stability_bounds_are_refused(problem, name):
                          stability=BAD_STABILITY[name])
     with pytest.raises(StabilityError):
         bad.stability_lower_bound([[1.0, 1.0]])
-    model = certrb.reduce(bad, problem.solve(problem.parameter_space.sample(2, rng=0)).T)
+    model = model_for(bad, problem.solve(problem.parameter_space.sample(2, rng=0)).T)
     with pytest.raises(StabilityError):
         model.evaluate([[1.0, 1.0]])

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from certrb import AffineFunctional, AffineOperator, ShapeError
-from certrb.affine import evaluate_coefficients
+from certrb.online.coefficients import evaluate_coefficients
 
 
 def _theta2(mus):

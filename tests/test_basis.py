@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certrb import InnerProduct, ShapeError, extend, gram_schmidt, pod
-from certrb.basis import orthonormalize, qr_extend
+from certrb.offline.basis import orthonormalize, qr_extend
 from conftest import p1_matrices
 
 N_H = 60

@@ -16,9 +16,9 @@ def exact_outputs(problem, mus):
 def models(request, small_problem, complex_problem):
     problem = small_problem if request.param == "real" else complex_problem
     train = problem.parameter_space.sample(150, rng=0)
-    dual = certrb.weak_greedy(certrb.dual_problem(problem), train, tol=0.0, max_basis=4).model
-    plain = certrb.weak_greedy(problem, train, tol=0.0, max_basis=4).model
-    corrected = certrb.reduce(problem, plain.basis, dual=dual)
+    dual = certrb.weak_greedy(certrb.OfflineBuilder(certrb.dual_problem(problem)), train, tol=0.0, max_basis=4).model
+    plain = certrb.weak_greedy(certrb.OfflineBuilder(problem), train, tol=0.0, max_basis=4).model
+    corrected = certrb.reduce(certrb.OfflineBuilder(problem, dual=dual), plain.basis)
     return problem, plain, corrected
 
 
@@ -60,11 +60,13 @@ def test_dual_needs_an_output(small_problem, models):
                                small_problem.parameter_space, stability=small_problem.stability)
     with pytest.raises(ValueError, match="output"):
         certrb.dual_problem(no_output)
-    dual = certrb.weak_greedy(certrb.dual_problem(small_problem), small_problem.parameter_space.sample(20, rng=0),
-                              tol=0.0, max_basis=2).model
+    train = small_problem.parameter_space.sample(20, rng=0)
+    dual = certrb.weak_greedy(certrb.OfflineBuilder(certrb.dual_problem(small_problem)), train, tol=0.0,
+                              max_basis=2).model
     with pytest.raises(ValueError, match="no output"):
-        certrb.reduce(no_output, plain.basis[: no_output.size] if plain.basis.shape[0] == no_output.size
-                      else np.eye(no_output.size, 2), dual=dual)
+        certrb.reduce(certrb.OfflineBuilder(no_output, dual=dual),
+                      plain.basis[: no_output.size] if plain.basis.shape[0] == no_output.size
+                      else np.eye(no_output.size, 2))
 
 
 def test_save_load_with_dual(models, tmp_path):

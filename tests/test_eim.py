@@ -7,15 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certrb.eim import (
-    EIMBasis,
-    deim,
-    eim_greedy,
-    interpolation_coefficients,
-    interpolation_coefficients_ls,
-    remove_point,
-    symmetric_eim,
-)
+from certrb.offline.eim import EIMBasis, deim, eim_greedy, interpolation_coefficients_ls, remove_point, symmetric_eim
+from certrb.online.interpolation import interpolation_coefficients
 
 
 def _interpolate(basis: EIMBasis, x: np.ndarray, stabilized: bool | None = None) -> np.ndarray:

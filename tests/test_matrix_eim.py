@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from certrb.matrix_eim import MatrixEIM, matrix_eim, vector_eim
+from certrb.offline.matrix_eim import MatrixEIM, matrix_eim, vector_eim
 
 # --- families -------------------------------------------------------------------------------
 
