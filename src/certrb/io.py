@@ -13,7 +13,7 @@ Layout of a file (format ``"certrb-model"``, version 1)::
     /A_N (Q_a, N, N), /f_N (Q_f, N), /basis (n_h, N) unless online-only
     /output/l_N (Q_l, N), /output/dual_gram (Q_l, Q_l) if there is an output
     /stability/theta_ref (Q_a,), /stability/alpha_ref ()   for min-theta bounds
-    /estimators/<key>/<array>                           ``Estimator.arrays()``
+    /estimators/<key>/<array>                           ``Estimator.to_arrays()``
 
 Root attributes are fixed-length UTF-8 strings (``version`` is an integer), so
 h5py reads them back as ``bytes``. Callables are stored by import path ``"module:qualname"`` and re-imported on
@@ -257,7 +257,7 @@ def _native(value: NDArray, key: str) -> NDArray:
 def _import_path(func: Callable, what: str) -> str:
     """``"module:qualname"`` of a module-level callable, checked to re-import to the same object.
 
-    A :class:`certrb.affine.Conjugated` wrapper is stored as ``"conj:" + path`` of its function.
+    A :class:`certrb.online.coefficients.Conjugated` wrapper is stored as ``"conj:" + path`` of its function.
     """
     if isinstance(func, Conjugated):
         return _CONJ + _import_path(func.func, what)

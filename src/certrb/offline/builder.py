@@ -197,7 +197,7 @@ class OfflineBuilder:
 
     @property
     def components(self) -> NDArray:
-        """Residual components ``g_k`` (ordering: see :mod:`certrb.residual`), shape (n_h, K)."""
+        """Residual components ``g_k`` (ordering: see :mod:`certrb.online.residual`), shape (n_h, K)."""
         return self._components.array
 
     @property

@@ -262,7 +262,7 @@ def dual_problem(problem: Problem) -> Problem:
 
     With ``s(mu) = l(mu)^H u(mu)`` and ``A u = f``, ``s = z^H f``; a reduced dual
     solution gives the corrected output and the primal-dual output bound (see
-    :class:`certrb.rom.ReducedOutput`). The dual shares the inner product and the
+    :class:`certrb.online.model.ReducedOutput`). The dual shares the inner product and the
     stability lower bound (``A`` and ``A^H`` have the same coercivity and inf-sup
     constants).
 

@@ -14,7 +14,7 @@ The kernels work on the symmetric part of the reduced operators, packed by rows 
 triangle (:func:`packed_symmetric`); the first ``n (n + 1) / 2`` packed entries of the size-N
 model are those of its nested size-n sub-model. A system whose Cholesky factorization meets
 a non-positive pivot (not positive definite at that parameter) is reported, and
-:class:`~certrb.rom.ReducedModel` then solves it with LAPACK's pivoted LU instead. Every
+:class:`~certrb.online.model.ReducedModel` then solves it with LAPACK's pivoted LU instead. Every
 kernel is compiled once and cached on disk; without numba, :data:`AVAILABLE` is False and
 the reduced model uses its numpy path (same results up to round-off).
 """
@@ -138,7 +138,7 @@ def cholesky_solve_one(packed: NDArray, f_N: NDArray, theta: NDArray, phi: NDArr
     c : ndarray of float64, shape (n,)
         Reduced coefficients.
     x : ndarray of float64, shape (Q_f + Q_a n,)
-        Residual coefficients (ordering of :mod:`certrb.residual`).
+        Residual coefficients (ordering of :mod:`certrb.online.residual`).
     ok : bool
         False if a pivot was not positive (``c`` and ``x`` are then meaningless).
 
@@ -181,7 +181,7 @@ def cholesky_solve_one(packed: NDArray, f_N: NDArray, theta: NDArray, phi: NDArr
         for k in range(i + 1, n):
             s -= L[k * (k + 1) // 2 + i] * c[k]
         c[i] = s / L[i * (i + 1) // 2 + i]
-    for q in range(q_f):  # x = [phi, -theta c_1, .., -theta c_n] (certrb.residual)
+    for q in range(q_f):  # x = [phi, -theta c_1, .., -theta c_n] (certrb.online.residual)
         x[q] = phi[q]
     for i in range(n):
         for q in range(q_a):
@@ -198,7 +198,7 @@ def orthonormal_norm(RT: NDArray, x: NDArray, weights: NDArray, eps_factor: floa
         Transposed factor ``R^T`` (rows beyond ``x.size`` are ignored).
     x : ndarray of float64, shape (K,), K <= K'
     weights : ndarray of float64, shape (K',)
-        Per-component weights of :class:`~certrb.estimators.roundoff.FactorCertificate`.
+        Per-component weights of :class:`~certrb.online.estimators.roundoff.FactorCertificate`.
     eps_factor : float
         Its relative factor on ``eps``.
 

@@ -98,7 +98,7 @@ class ReducedModel:
         X-orthonormal basis, unless the model was saved online-only.
     interpolation : callable, optional
         ``(mus (n_mu, P), c (n_mu, n)) -> (n_mu,)`` indicator of the operator's
-        interpolation error (:func:`certrb.nonaffine.interpolation_indicator`),
+        interpolation error (:func:`certrb.offline.nonaffine.interpolation_indicator`),
         added to the residual norm in the bound.
 
     Notes

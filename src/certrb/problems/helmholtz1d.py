@@ -5,7 +5,7 @@ waves), P1 finite elements (scikit-fem), wavenumber ``k`` in ``[k_min, k_max]``.
 Affine with ``A(k) = K - k^2 M - i k B`` (``B = e_n e_n^T`` at x = 1), inner
 product ``X = K + M`` (H1), output ``s(k) = u(1)``. The problem is not coercive;
 it is certified through the inf-sup constant, bounded below by the successive
-constraint method (:class:`certrb.scm.SCM`, kind ``"inf-sup"``).
+constraint method (:class:`certrb.SCM`, kind ``"inf-sup"``).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def combine_components(problem, basis: NDArray, coeffs: NDArray, *, precision: s
     problem : Problem
     basis : ndarray, shape (n_h, N)
     coeffs : ndarray, shape (m, Q_f + Q_a n) with n <= N
-        Rows ordered as :mod:`certrb.residual` orders components.
+        Rows ordered as :mod:`certrb.online.residual` orders components.
     precision : {"double", "extended"}
 
     Returns

@@ -10,7 +10,7 @@ representative X-orthonormalized: ``X^{-1} S = Psi R_s`` (so that
 iteratively so round-off does not accumulate.
 
 :meth:`EIMEstimator.roundoff` bounds what ``eps`` can miss: the round-off of
-the factorization (a :class:`~certrb.estimators.roundoff.FactorCertificate` of
+the factorization (a :class:`~certrb.online.estimators.roundoff.FactorCertificate` of
 ``X^{-1} S ~ Psi R_s``) and the interpolation remainder ``x - lambda Q``, computed
 online, whose residual norm is bounded by the certified classical formula (E1) over
 all components: accurate because the remainder itself is small (docs/roundoff.md).
