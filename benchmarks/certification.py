@@ -150,8 +150,9 @@ def run_problem(name: str, args: argparse.Namespace, refmod: ModuleType, pymor: 
     problem = make_problem(name, args)
     space = problem.parameter_space
     names = [MAIN_ESTIMATOR, *[e for e in args.estimators if e != MAIN_ESTIMATOR]]
-    greedy = certrb.weak_greedy(problem, space.sample(args.n_train, rng=args.seed), tol=0.0,
-                                max_basis=args.max_basis, estimators=tuple(names), rng=args.seed)
+    builder = certrb.OfflineBuilder(problem, tuple(names), rng=args.seed)
+    greedy = certrb.weak_greedy(builder, space.sample(args.n_train, rng=args.seed), tol=0.0,
+                                max_basis=args.max_basis)
     model = greedy.model
     greedy_s = time.perf_counter() - t0
     mus = space.sample(args.n_mu, rng=args.seed + 1)

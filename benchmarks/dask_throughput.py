@@ -1,7 +1,7 @@
-"""Truth snapshot throughput (solves/s) of ``certrb.parallel`` on every backend.
+"""Truth snapshot throughput (solves/s) of ``certrb.parallel.ParallelMap`` on every backend.
 
 Solves the 2x2 thermal block at batches of random parameters through
-:func:`certrb.parallel.solve_snapshots` on
+:func:`certrb.solve_snapshots` on
 
 * ``serial``: in this process;
 * ``processes-2``: a local process pool with 2 workers;
@@ -40,7 +40,8 @@ from numpy.typing import NDArray
 from online import machine_info
 
 import certrb
-from certrb.parallel import ParallelMap, local_cluster, solve_snapshots
+from certrb.offline.snapshots import solve_snapshots
+from certrb.parallel import ParallelMap, local_cluster
 
 DEFAULTS: dict[str, Any] = {"n": 100, "n_solves": 48, "chunk_size": 4, "repeats": 3}
 QUICK: dict[str, Any] = {"n": 10, "n_solves": 8, "chunk_size": 2, "repeats": 2}

@@ -93,8 +93,9 @@ def build_model(args: argparse.Namespace) -> tuple[certrb.Problem, certrb.Greedy
     k = 1 + 3 * args.n_basis  # Q_f + Q_a N for diffusion1d
     options = {"point-basis": {"max_points": max(3000, k * (k + 1) // 2)}}
     t0 = time.perf_counter()
-    result = certrb.weak_greedy(problem, train, tol=0.0, max_basis=args.n_basis, estimator="orthonormal",
-                                estimators=certrb.ESTIMATOR_NAMES, rng=args.seed, options=options)
+    builder = certrb.OfflineBuilder(problem, certrb.ESTIMATOR_NAMES, default="orthonormal", rng=args.seed,
+                                    options=options)
+    result = certrb.weak_greedy(builder, train, tol=0.0, max_basis=args.n_basis)
     return problem, result, time.perf_counter() - t0
 
 

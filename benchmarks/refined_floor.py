@@ -13,10 +13,12 @@ relative bound:
   Riesz representatives, the reduced operators and the online reduced solve
   (refined with residuals in extended precision) all kept in numpy.longdouble:
   ``OfflineBuilder(precision="extended")``, what ``certrb.weak_greedy`` and
-  ``certrb.reduce`` build with ``precision="extended"``.
+  ``certrb.reduce`` build from such a builder.
 
-Every pipeline's offline state is a :class:`certrb.reduce.OfflineBuilder`; the
-greedy loop is written out here so that no parameter is picked twice.
+Every pipeline's offline state is a :class:`certrb.OfflineBuilder`; the greedy
+loop is written out here so that no parameter is picked twice. The
+extended-precision diagnostics (projections, reconstruction, best approximation)
+are in ``extended_tools.py``.
 
 Every error is measured against a reference computed in extended precision
 (``Problem.solve(refine=4)``; its own residual is reported). Writes
@@ -39,15 +41,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from extended_tools import best_approximation_error, project_functional, project_operator, reconstruct
 from numpy.typing import NDArray
 
 import certrb
-from certrb import extended
-from certrb.estimators.truth import residual_norms
-from certrb.problem import Problem
+from certrb import OfflineBuilder, Problem
+from certrb.offline.estimators.truth import residual_norms
+from certrb.online.precision import extended_dtype
+from certrb.online.solve import ReducedOperators
 from certrb.problems import diffusion1d, thermal_block
-from certrb.reduce import OfflineBuilder
-from certrb.rom import reduced_solve
 
 REF_REFINE = 4
 PIPELINES: dict[str, dict[str, Any]] = {
@@ -113,7 +115,7 @@ def relative_residuals(problem: Problem, mus: NDArray, U: NDArray) -> NDArray:
     theta, F = problem.operator.theta(mus), problem.rhs.assemble(mus)
     R = np.stack([problem.residual_extended(theta[i], F[i], U[i]) for i in range(mus.shape[0])], axis=1)
     ip = problem.inner_product
-    fe = F.T.astype(extended.extended_dtype(F))
+    fe = F.T.astype(extended_dtype(F))
     return np.asarray(ip.dual_norms(R, refine=2) / ip.dual_norms(fe, refine=2), dtype=float)
 
 
@@ -146,13 +148,20 @@ def truth_floor(problem: Problem, mus: NDArray, U_ref: NDArray) -> dict[str, Any
 def builder(problem: Problem, config: dict[str, Any]) -> OfflineBuilder:
     """The library's offline state with the precision settings of one pipeline.
 
-    ``OfflineBuilder(refine=riesz_refine, precision=...)``: float64 state (``double``,
-    ``refined``: refined Riesz solves of components ``A_q v`` formed in extended precision), or
-    numpy.longdouble state throughout, with extended-precision projections and refined reduced
-    solves (``extended``).
+    ``OfflineBuilder(refine=riesz_refine, snapshot_refine=..., precision=...)``: float64 state
+    (``double``, ``refined``: refined Riesz solves of components ``A_q v`` formed in extended
+    precision), or numpy.longdouble state throughout, with extended-precision projections and
+    refined reduced solves (``extended``).
     """
     precision = "extended" if config["extended"] else "double"
-    return OfflineBuilder(problem, refine=config["riesz_refine"], precision=precision)
+    return OfflineBuilder(problem, "orthonormal", precision=precision, refine=config["riesz_refine"],
+                          snapshot_refine=config["snapshot_refine"])
+
+
+def reduced_solve(off: OfflineBuilder, mus: NDArray, n: int) -> tuple[NDArray, NDArray]:
+    """Reduced coefficients (n_mu, n) and residual coefficients (n_mu, K_n) of the builder's size-n model."""
+    problem = off.problem
+    return off.operators().solve(problem.operator.theta(mus), problem.rhs.theta(mus), n)
 
 
 def orthonormal(off: OfflineBuilder, x: NDArray, n: int) -> NDArray:
@@ -162,7 +171,7 @@ def orthonormal(off: OfflineBuilder, x: NDArray, n: int) -> NDArray:
 
 def relative_bounds(off: OfflineBuilder, mus: NDArray, beta: NDArray, n: int) -> NDArray:
     """``orthonormal`` bound / (beta ||c||), shape (n_mu,)."""
-    c, x = off.solve_reduced(mus, n)  # refined in extended precision when extended
+    c, x = reduced_solve(off, mus, n)  # refined in extended precision when extended
     return orthonormal(off, x, n) / (beta * np.asarray(np.linalg.norm(c, axis=1), dtype=float))
 
 
@@ -180,8 +189,7 @@ def greedy(problem: Problem, train: NDArray, max_basis: int, config: dict[str, A
     while off.n_basis < max_basis and np.any(bounds > -np.inf):
         i = int(np.argmax(bounds))
         bounds[i] = -np.inf  # never pick a parameter twice, not even one rejected as in the span
-        U = problem.solve(train[i:i + 1], refine=config["snapshot_refine"])
-        if off.add_snapshots(U.T) == 0:  # cast to the builder's working precision
+        if off.add_snapshots_at(train[i:i + 1]) == 0:  # solved with snapshot_refine, cast to the working precision
             continue
         chosen.append(train[i].tolist())
         left = np.isfinite(bounds)
@@ -195,9 +203,9 @@ def rb_curves(off: OfflineBuilder, mus: NDArray, U_ref: NDArray) -> dict[str, li
     beta, ref_norm = problem.stability_lower_bound(mus), x_norms(problem, U_ref)
     curves: dict[str, list[float]] = {"error": [], "bound_truth_extended": [], "bound_orthonormal": []}
     for n in range(1, off.n_basis + 1):
-        c, x = off.solve_reduced(mus, n)  # refined in extended precision when extended
+        c, x = reduced_solve(off, mus, n)  # refined in extended precision when extended
         scale = beta * np.asarray(np.linalg.norm(c, axis=1), dtype=float)
-        err = x_norms(problem, U_ref - extended.reconstruct(off.basis, c)) / ref_norm
+        err = x_norms(problem, U_ref - reconstruct(off.basis, c)) / ref_norm
         e0 = residual_norms(problem, off.basis, x, precision="extended")
         curves["error"].append(float(err.max()))
         curves["bound_truth_extended"].append(float((e0 / scale).max()))
@@ -238,18 +246,19 @@ def diagnostics(off: OfflineBuilder, mus: NDArray, U_ref: NDArray) -> dict[str, 
     to double; and the X-orthonormality defect of V.
     """
     problem, V = off.problem, off.basis
-    n, ext = V.shape[1], extended.extended_dtype(V, U_ref)
-    A_ext = extended.project_operator(problem.operator.terms, V)
-    f_ext = extended.project_functional(problem.rhs.terms, V)
+    n, ext = V.shape[1], extended_dtype(V, U_ref)
+    A_ext = project_operator(problem.operator.terms, V)
+    f_ext = project_functional(problem.rhs.terms, V)
     theta, phi = problem.operator.theta(mus), problem.rhs.theta(mus)
-    c_dd = reduced_solve(off.A_N, off.f_N, theta, phi, n)[0].astype(ext)  # double projection, double solve
-    c_dr = extended.refined_reduced_solve(off.A_N, off.f_N, theta, phi, n)[0]  # double projection, refined
-    c_er = extended.refined_reduced_solve(A_ext, f_ext, theta, phi, n)[0]  # extended projection, refined
+    c_dd = reduced_solve(off, mus, n)[0].astype(ext)  # double projection, double solve
+    # operators stored in extended precision: reduced solves refined with extended-precision residuals
+    c_dr = ReducedOperators(off.A_N.astype(ext), off.f_N.astype(ext)).solve(theta, phi, n)[0]  # double projection
+    c_er = ReducedOperators(A_ext, f_ext).solve(theta, phi, n)[0]  # extended projection
     cn = np.asarray(np.linalg.norm(c_er, axis=1), dtype=float)
     ref_norm = x_norms(problem, U_ref)
     A_mu = np.einsum("mq,qij->mij", theta, np.asarray(A_ext, dtype=problem.dtype))
     recon_double = (np.asarray(c_er, dtype=problem.dtype) @ V.T).astype(ext)
-    best = extended.best_approximation_error(problem.inner_product, V, U_ref)
+    best = best_approximation_error(problem.inner_product, V, U_ref)
     gram = problem.inner_product.gram(V.astype(ext))
     return {
         "n": n,
@@ -259,9 +268,9 @@ def diagnostics(off: OfflineBuilder, mus: NDArray, U_ref: NDArray) -> dict[str, 
         "reduced_solve_double_vs_refined": _rel_rows(c_dd, c_dr, cn),
         "reduced_solve_double_vs_extended_projection": _rel_rows(c_dr, c_er, cn),
         "reconstruction_double_vs_extended": float(
-            (x_norms(problem, recon_double - extended.reconstruct(V, c_er)) / ref_norm).max()),
+            (x_norms(problem, recon_double - reconstruct(V, c_er)) / ref_norm).max()),
         "error_with_extended_online": float(
-            (x_norms(problem, U_ref - extended.reconstruct(V, c_er)) / ref_norm).max()),
+            (x_norms(problem, U_ref - reconstruct(V, c_er)) / ref_norm).max()),
         "basis_best_approximation": float((np.asarray(best, dtype=float) / ref_norm).max()),
         "reference_rounded_to_double": float(
             (x_norms(problem, U_ref - U_ref.astype(problem.dtype).astype(ext)) / ref_norm).max()),
@@ -284,7 +293,7 @@ def study(name: str, problem: Problem, args: argparse.Namespace) -> dict[str, An
         off, chosen = greedy(problem, train, args.max_basis, config)
         curves = rb_curves(off, test, U_ref)
         builders[pipe] = off
-        best = extended.best_approximation_error(problem.inner_product, off.basis, U_ref)
+        best = best_approximation_error(problem.inner_product, off.basis, U_ref)
         record["pipelines"][pipe] = {
             **config, "n_basis": off.n_basis, "greedy_parameters": chosen, "curves": curves,
             "floors": floors(curves),

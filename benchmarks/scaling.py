@@ -118,7 +118,8 @@ def build(n: int, args: argparse.Namespace) -> tuple[certrb.ReducedModel, dict[s
     t0 = time.perf_counter()
     if problem.size <= args.greedy_max_nh:
         train = problem.parameter_space.sample(args.n_train, rng=args.seed)
-        greedy = certrb.weak_greedy(problem, train, tol=0.0, max_basis=args.n_basis, estimator="orthonormal")
+        greedy = certrb.weak_greedy(certrb.OfflineBuilder(problem, "orthonormal"), train, tol=0.0,
+                                    max_basis=args.n_basis)
         model = greedy.model
         info.update(builder="weak_greedy", n_train=args.n_train, greedy_reason=greedy.reason,
                     final_max_bound=float(greedy.max_bounds[-1]), step_s=[s.seconds for s in greedy.history])
@@ -127,7 +128,7 @@ def build(n: int, args: argparse.Namespace) -> tuple[certrb.ReducedModel, dict[s
         t1 = time.perf_counter()
         snapshots, residual = symmetric_snapshots(problem, mus)
         info["snapshots_s"] = time.perf_counter() - t1
-        model = certrb.reduce(problem, snapshots, ("orthonormal",), keep_basis=False)
+        model = certrb.reduce(certrb.OfflineBuilder(problem, "orthonormal"), snapshots, keep_basis=False)
         info.update(builder="reduce(snapshots)", n_snapshots=args.n_basis, snapshot_solver=SNAPSHOT_SOLVER,
                     snapshot_max_rel_residual=residual)
     info.update(build_s=time.perf_counter() - t0, n_basis=model.n_basis, peak_rss_mib=peak_rss_mib())

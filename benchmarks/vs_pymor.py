@@ -6,7 +6,7 @@ same stable residual estimator (X-orthonormalized Riesz representatives, Buhr
 et al. 2014: certrb's ``orthonormal``, pyMOR's ``CoerciveRBReductor``) and
 the same min-theta coercivity bound, in one process:
 
-* offline: ``certrb.weak_greedy(..., estimator="orthonormal", relative=True)``
+* offline: ``certrb.weak_greedy(OfflineBuilder(problem, "orthonormal"), ..., relative=True)``
   against ``pymor.algorithms.greedy.rb_greedy`` to a tolerance, on the 2x2
   block; optionally (``--big``) both to a fixed N on the 3x3 block;
 * online: solution + error bound per parameter, for a single query and a
@@ -119,8 +119,8 @@ def run_certrb_greedy(problem: certrb.Problem, train: NDArray, tol: float, max_b
     """
     problem._cache.clear()  # no truth factorizations left over from an earlier run
     t0 = time.perf_counter()
-    result = certrb.weak_greedy(problem, train, tol=tol, max_basis=max_basis, estimator="orthonormal",
-                                relative=True, certify=certify)
+    builder = certrb.OfflineBuilder(problem, "orthonormal", certify=certify)
+    result = certrb.weak_greedy(builder, train, tol=tol, max_basis=max_basis, relative=True)
     return result, time.perf_counter() - t0
 
 

@@ -10,11 +10,12 @@ import numpy as np
 import certrb
 from certrb.problems import diffusion1d
 
-problem = diffusion1d(200)  # truth model: P1 finite elements, n_h = 199
+problem = diffusion1d(100)  # truth model: P1 finite elements, n_h = 99
 space = problem.parameter_space
-train = space.sample(500, rng=0)
-greedy = certrb.weak_greedy(problem, train, tol=1e-6, max_basis=10, estimator="orthonormal",
-                            estimators=certrb.ESTIMATOR_NAMES, rng=0)
+train = space.sample(200, rng=0)
+# how the model is built: every estimator attached, the orthonormal one drives the greedy
+builder = certrb.OfflineBuilder(problem, certrb.ESTIMATOR_NAMES, default="orthonormal", rng=0)
+greedy = certrb.weak_greedy(builder, train, tol=1e-6, max_basis=8)
 model = greedy.model
 print(f"{space}\ngreedy stopped ({greedy.reason}) at N = {model.n_basis}, "
       f"max relative training bound {greedy.max_bounds[-1]:.2e}\n")

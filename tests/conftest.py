@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -77,3 +83,24 @@ def small_greedy(small_problem):
     builder = certrb.OfflineBuilder(small_problem, ("orthonormal", "expanded", "eim", "eim-stabilized", "point-basis"),
                                     rng=3)
     return certrb.weak_greedy(builder, train, tol=1e-10, max_basis=8)
+
+
+@pytest.fixture
+def run_script(tmp_path) -> Callable[..., subprocess.CompletedProcess]:
+    """Run a Python script in a fresh interpreter in ``tmp_path``; fail the test if it fails.
+
+    ``run_script(path, *args, timeout=300)`` returns the CompletedProcess (text output).
+    BLAS runs single-threaded (oversubscribed threads make small dense algebra far slower
+    on busy machines), matplotlib without a display, and a deprecated certrb call made by
+    the script itself is an error.
+    """
+    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **os.environ, "MPLBACKEND": "Agg"}
+
+    def run(script: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-W", "error::DeprecationWarning:__main__", str(script), *args]
+        proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+        assert proc.returncode == 0, f"{Path(script).name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    return run

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "dask_throughput.py"
 
 
-def test_dask_throughput_quick(tmp_path):
+@pytest.mark.bench
+@pytest.mark.dask
+def test_dask_throughput_quick(tmp_path, run_script):
     pytest.importorskip("distributed")
-    # Oversubscribed BLAS threads make small dense algebra far slower on busy machines.
-    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **os.environ, "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, str(BENCH / "dask_throughput.py"), "--quick", "--out", str(tmp_path)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr
+    run_script(SCRIPT, "--quick", "--out", str(tmp_path))
     record = json.loads((tmp_path / "dask_throughput.json").read_text())
     assert (tmp_path / "dask_throughput.png").stat().st_size > 0
     assert {"benchmark", "machine", "parameters", "problem", "results", "wall_s", "load_avg"} <= record.keys()

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "refined_floor.py"
 
 
-def test_refined_floor_quick(tmp_path):
-    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **os.environ, "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "refined_floor.py"), "--quick", "--out",
-                           str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
+@pytest.mark.bench
+def test_refined_floor_quick(tmp_path, run_script):
+    run_script(SCRIPT, "--quick", "--out", str(tmp_path))
     record = json.loads((tmp_path / "refined_floor.json").read_text())
     assert (tmp_path / "refined_floor.png").stat().st_size > 0
     assert {"benchmark", "machine", "parameters", "definitions", "problems", "wall_s"} <= record.keys()
@@ -34,5 +30,9 @@ def test_refined_floor_quick(tmp_path):
             for key, floor in pipe["floors"].items():
                 assert floor["floor"] == min(pipe["curves"][key])
                 assert 1 <= floor["at_n"] <= n
+            # V c is in span(V): no reduced solution beats the best approximation
+            assert pipe["best_approximation"] <= pipe["curves"]["error"][-1] * (1 + 1e-8)
         assert set(rec["ratios"]) == {"double/refined", "double/extended"}
-        assert rec["diagnostics_refined_basis"]["max_cond_A_N"] >= 1
+        diag = rec["diagnostics_refined_basis"]
+        assert diag["max_cond_A_N"] >= 1
+        assert diag["basis_best_approximation"] <= diag["error_with_extended_online"] * (1 + 1e-8)

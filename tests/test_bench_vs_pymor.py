@@ -1,29 +1,14 @@
-"""Smoke tests of benchmarks/vs_pymor.py and benchmarks/scaling.py (``--quick`` runs)."""
+"""benchmarks/pymor_models.py (the pyMOR twin) and a smoke run of benchmarks/vs_pymor.py (``--quick``)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks"
-
-
-def run_script(script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # Oversubscribed BLAS threads make small dense algebra far slower on busy machines.
-    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **os.environ, "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
-
-
-def check_case(case: dict) -> None:
-    assert 0 < case["min_s"] <= case["median_s"] <= case["max_s"]
-    assert case["queries_per_s"] > 0
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def test_pymor_twin_truth_matches():
@@ -44,10 +29,10 @@ def test_pymor_twin_truth_matches():
     assert twin.coercivity_kind == "expression"
 
 
-def test_vs_pymor_quick(tmp_path):
+@pytest.mark.bench
+def test_vs_pymor_quick(tmp_path, run_script):
     pytest.importorskip("pymor")
-    proc = run_script(BENCH / "vs_pymor.py", "--quick", "--big", "--out", str(tmp_path), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    run_script(BENCH / "vs_pymor.py", "--quick", "--big", "--out", str(tmp_path))
     record = json.loads((tmp_path / "vs_pymor.json").read_text())
     assert (tmp_path / "vs_pymor.png").stat().st_size > 0
     assert {"benchmark", "machine", "parameters", "problem", "truth_check", "offline", "online", "big",
@@ -70,30 +55,8 @@ def test_vs_pymor_quick(tmp_path):
         for by_batch in cases.values():
             assert sorted(by_batch) == sorted(batches)
             for case in by_batch.values():
-                check_case(case)
+                assert 0 < case["min_s"] <= case["median_s"] <= case["max_s"]
+                assert case["queries_per_s"] > 0
     for n in sizes:
         for b in batches:
             assert online["ratio_certrb_over_pymor"][n][b] > 0
-
-
-def test_scaling_quick(tmp_path):
-    proc = run_script(BENCH / "scaling.py", "--quick", "--out", str(tmp_path), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    record = json.loads((tmp_path / "scaling.json").read_text())
-    assert (tmp_path / "scaling.png").stat().st_size > 0
-    assert {"benchmark", "machine", "parameters", "models", "results", "spread", "wall_s"} <= record.keys()
-    meshes = [str(m) for m in record["parameters"]["meshes"]]
-    batches = [str(b) for b in record["parameters"]["batch_sizes"]]
-    assert sorted(record["models"]) == sorted(meshes)
-    builders = {info["builder"] for info in record["models"].values()}
-    assert builders == {"weak_greedy", "reduce(snapshots)"}  # quick mode exercises both paths
-    for info in record["models"].values():
-        assert info["n_h"] > 0
-        assert info["n_basis"] == record["parameters"]["n_basis"]
-    for m in meshes:
-        assert sorted(record["results"][m]) == sorted(batches)
-        for case in record["results"][m].values():
-            check_case(case)
-            assert case["repeats"] == record["parameters"]["repeats"]
-    assert set(record["spread"]) == set(batches)
-    assert all(s >= 0 for s in record["spread"].values())

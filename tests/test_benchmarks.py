@@ -1,28 +1,26 @@
-"""Smoke test of the benchmark scripts (``--quick`` runs)."""
+"""Smoke tests of benchmarks/online.py and benchmarks/scaling.py (``--quick`` runs)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+import pytest
 
 import certrb
 
-ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def run_script(script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # Oversubscribed BLAS threads make small dense algebra far slower on busy machines.
-    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **os.environ, "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+def check_case(case: dict, repeats: int) -> None:
+    assert 0 < case["min_s"] <= case["median_s"] <= case["max_s"]
+    assert case["queries_per_s"] > 0
+    assert case["repeats"] == repeats
 
 
-def test_online_quick(tmp_path):
-    proc = run_script(ROOT / "benchmarks" / "online.py", "--quick", "--out", str(tmp_path), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+@pytest.mark.bench
+def test_online_quick(tmp_path, run_script):
+    run_script(BENCH / "online.py", "--quick", "--out", str(tmp_path))
     record = json.loads((tmp_path / "online.json").read_text())
     assert (tmp_path / "online.png").stat().st_size > 0
     assert {"benchmark", "machine", "parameters", "model", "results", "wall_s"} <= record.keys()
@@ -34,8 +32,28 @@ def test_online_quick(tmp_path):
     for method, cases in record["results"].items():
         assert sorted(cases) == sorted(batches)
         for case in cases.values():
-            assert 0 < case["min_s"] <= case["median_s"] <= case["max_s"]
-            assert case["queries_per_s"] > 0
-            assert case["repeats"] == record["parameters"]["repeats"]
+            check_case(case, record["parameters"]["repeats"])
             if method != "solve":
                 assert case["ratio_to_solve"] > 0
+
+
+@pytest.mark.bench
+def test_scaling_quick(tmp_path, run_script):
+    run_script(BENCH / "scaling.py", "--quick", "--out", str(tmp_path))
+    record = json.loads((tmp_path / "scaling.json").read_text())
+    assert (tmp_path / "scaling.png").stat().st_size > 0
+    assert {"benchmark", "machine", "parameters", "models", "results", "spread", "wall_s"} <= record.keys()
+    meshes = [str(m) for m in record["parameters"]["meshes"]]
+    batches = [str(b) for b in record["parameters"]["batch_sizes"]]
+    assert sorted(record["models"]) == sorted(meshes)
+    builders = {info["builder"] for info in record["models"].values()}
+    assert builders == {"weak_greedy", "reduce(snapshots)"}  # quick mode exercises both paths
+    for info in record["models"].values():
+        assert info["n_h"] > 0
+        assert info["n_basis"] == record["parameters"]["n_basis"]
+    for m in meshes:
+        assert sorted(record["results"][m]) == sorted(batches)
+        for case in record["results"][m].values():
+            check_case(case, record["parameters"]["repeats"])
+    assert set(record["spread"]) == set(batches)
+    assert all(s >= 0 for s in record["spread"].values())
