@@ -170,4 +170,5 @@ def test_the_two_estimator_tables_hold_the_same_names():
     assert list(BUILDERS) == list(EVALUATORS) == list(ESTIMATOR_NAMES)
     for name, cls in EVALUATORS.items():
         assert callable(BUILDERS[name].build)
-        assert hasattr(cls, "from_arrays") and hasattr(cls, "to_arrays")
+        assert hasattr(cls, "from_arrays")
+        assert hasattr(cls, "to_arrays")
