@@ -14,11 +14,12 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 _PUBLIC = {
-    "certrb.errors": ("CertRBError", "EstimatorError", "InnerProductError", "ModelFileError", "ParameterError",
-                      "ShapeError", "StabilityError"),
+    "certrb.errors": ("CertRBError", "EstimatorError", "ExpressionError", "InnerProductError", "ModelFileError",
+                      "ParameterError", "ShapeError", "StabilityError"),
     "certrb.io": ("load", "save"),
     "certrb.online.estimators": ("ESTIMATOR_NAMES",),
     "certrb.online.evaluate": ("OnlineResult",),
+    "certrb.online.expressions": ("ExpressionCoefficients",),
     "certrb.online.model": ("ReducedModel",),
     "certrb.online.parameters": ("ParameterSpace",),
     "certrb.offline.affine": ("AffineFunctional", "AffineOperator"),

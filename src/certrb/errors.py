@@ -34,3 +34,7 @@ class StabilityError(CertRBError, ValueError):
 
 class ModelFileError(CertRBError, OSError):
     """A model file is unreadable, of an unknown version, or corrupted."""
+
+
+class ExpressionError(CertRBError, ValueError):
+    """A coefficient expression is outside the grammar of :mod:`certrb.online.expressions`."""
