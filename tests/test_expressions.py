@@ -209,3 +209,134 @@ def test_no_eval(monkeypatch):
     np.testing.assert_allclose(coefficients(MUS)[:, 0], np.sin(K) * C + 1j, rtol=1e-15)
     with pytest.raises(ExpressionError):
         ExpressionCoefficients(("__import__('os').system('true')",), NAMES)
+
+
+# --- Problem with expression coefficients ----------------------------------------------------------
+
+
+def _with_expressions(problem, operator, rhs, output, stability=None):
+    """The same problem with the coefficients given as expression strings."""
+    return certrb.Problem(certrb.AffineOperator(problem.operator.terms, operator),
+                          certrb.AffineFunctional(problem.rhs.terms, rhs), problem.inner_product,
+                          problem.parameter_space, stability=stability or certrb.MinTheta([0.0, 0.0], alpha_ref=1.0),
+                          output=certrb.AffineFunctional(problem.output.terms, output))
+
+
+@pytest.fixture(scope="module")
+def diffusion():
+    """The 1D study problem with callables, and the same with expressions."""
+    from certrb.problems.diffusion1d import diffusion1d
+
+    problem = diffusion1d(60)
+    return problem, _with_expressions(problem, ["1", "mu1", "mu2"], ["1"], ["1"])
+
+
+def test_problem_binds_expressions_to_the_parameter_names(diffusion):
+    problem, expr = diffusion
+    names = ("mu1", "mu2")
+    assert expr.operator.coefficients == ExpressionCoefficients(("1", "mu1", "mu2"), names)
+    assert expr.rhs.coefficients == ExpressionCoefficients(("1",), names)
+    assert expr.output.coefficients == ExpressionCoefficients(("1",), names)
+    assert expr.stability.coefficients == expr.operator.coefficients  # MinTheta's online bound
+    mus = problem.parameter_space.sample(7, rng=0)
+    np.testing.assert_array_equal(expr.operator.theta(mus), problem.operator.theta(mus))
+    np.testing.assert_array_equal(expr.stability_lower_bound(mus), problem.stability_lower_bound(mus))
+
+
+def test_same_truth_solutions_and_greedy_model(diffusion):
+    problem, expr = diffusion
+    mus = problem.parameter_space.sample(5, rng=1)
+    np.testing.assert_array_equal(expr.solve(mus), problem.solve(mus))
+    train = problem.parameter_space.sample(60, rng=2)
+    models = [certrb.weak_greedy(certrb.OfflineBuilder(p, ("orthonormal",)), train, tol=1e-8, max_basis=6).model
+              for p in (problem, expr)]
+    np.testing.assert_array_equal(models[1].basis, models[0].basis)
+    np.testing.assert_array_equal(models[1].A_N, models[0].A_N)
+    a, b = (m.evaluate(mus) for m in models)
+    np.testing.assert_array_equal(b.coefficients, a.coefficients)
+    np.testing.assert_array_equal(b.bound, a.bound)
+    np.testing.assert_array_equal(b.output, a.output)
+
+
+def test_problem_pickles_with_expressions(diffusion):
+    _, expr = diffusion
+    again = pickle.loads(pickle.dumps(expr))
+    assert again.operator.coefficients == expr.operator.coefficients
+    mus = expr.parameter_space.sample(3, rng=3)
+    np.testing.assert_array_equal(again.solve(mus), expr.solve(mus))
+
+
+def test_dual_problem_conjugates_expressions(diffusion):
+    _, expr = diffusion
+    dual = certrb.dual_problem(expr)
+    assert dual.operator.coefficients == Conjugated(expr.operator.coefficients)
+    mus = expr.parameter_space.sample(3, rng=4)
+    u, z = expr.solve(mus), dual.solve(mus)
+    np.testing.assert_allclose(np.einsum("ij,j->i", u, expr.output.terms[0]),
+                               np.einsum("ij,j->i", z, expr.rhs.terms[0]), rtol=1e-12)
+
+
+def test_complex_expressions_give_the_same_complex_problem():
+    from certrb.problems.helmholtz1d import helmholtz1d
+
+    def unit(mus):
+        return np.ones(mus.shape[0])
+
+    problem = helmholtz1d(40, (1.0, 5.0), stability=unit)
+    expr = certrb.Problem(certrb.AffineOperator(problem.operator.terms, ["1", "-k**2", "-1j * k"]),
+                          certrb.AffineFunctional(problem.rhs.terms, ["1"]), problem.inner_product,
+                          problem.parameter_space, stability=unit)
+    assert expr.dtype == np.complex128
+    mus = problem.parameter_space.sample(4, rng=5)
+    np.testing.assert_array_equal(expr.operator.theta(mus), problem.operator.theta(mus))
+    np.testing.assert_array_equal(expr.solve(mus), problem.solve(mus))
+
+
+def test_expression_coefficients_given_directly(diffusion):
+    problem, expr = diffusion
+    names = problem.parameter_space.names
+    direct = _with_expressions(problem, ExpressionCoefficients(("1", "mu1", "mu2"), names), ["1"], ["1"])
+    assert direct.operator.coefficients == expr.operator.coefficients
+    with pytest.raises(ExpressionError, match=r"over the parameters \['mu1', 'k'\]; the parameter space has"):
+        _with_expressions(problem, ExpressionCoefficients(("1", "mu1", "k"), ("mu1", "k")), ["1"], ["1"])
+
+
+def test_expressions_are_checked_before_any_heavy_work(diffusion):
+    problem, _ = diffusion
+    not_spd = -problem.inner_product.matrix  # InnerProduct would refuse it (after factorizing)
+    with pytest.raises(ExpressionError, match=r"^rhs coefficients: in 'mu3'.*unknown name 'mu3'"):
+        certrb.Problem(certrb.AffineOperator(problem.operator.terms, ["1", "mu1", "mu2"]),
+                       certrb.AffineFunctional(problem.rhs.terms, ["mu3"]), not_spd, problem.parameter_space,
+                       stability=certrb.MinTheta([0.0, 0.0], alpha_ref=1.0))
+    with pytest.raises(ExpressionError, match=r"^output coefficients: in 'exp\(mu1, mu2\)'"):
+        _with_expressions(problem, ["1", "mu1", "mu2"], ["1"], ["exp(mu1, mu2)"])
+    with pytest.raises(ExpressionError, match=r"^operator coefficients: .*attribute access"):
+        _with_expressions(problem, ["1", "mu1.real", "mu2"], ["1"], ["1"])
+
+
+def test_affine_terms_check_the_number_of_expressions(diffusion):
+    problem, _ = diffusion
+    with pytest.raises(ShapeError, match="got 2 coefficient expressions for 3 terms"):
+        certrb.AffineOperator(problem.operator.terms, ["1", "mu1"])
+    with pytest.raises(ShapeError, match="got 2 coefficient expressions for 1 terms"):
+        certrb.AffineFunctional(problem.rhs.terms, ExpressionCoefficients(("1", "mu1"), ("mu1", "mu2")))
+    with pytest.raises(TypeError, match="sequence of expression strings, one per term; got '1'"):
+        certrb.AffineFunctional(problem.rhs.terms, "1")
+    with pytest.raises(TypeError, match="must be strings; got 1"):
+        certrb.AffineFunctional(problem.rhs.terms, [1])
+    with pytest.raises(TypeError, match="callable"):
+        certrb.AffineFunctional(problem.rhs.terms, 1.0)
+
+
+def test_unbound_expressions_say_how_to_bind(diffusion):
+    problem, _ = diffusion
+    functional = certrb.AffineFunctional(problem.rhs.terms, ["mu1"])
+    with pytest.raises(TypeError, match="bound to the parameter names when the Problem is built"):
+        functional.theta(np.zeros((1, 2)))
+    bound = functional.bind(("mu1", "mu2"))
+    np.testing.assert_array_equal(bound.theta(np.array([[3.0, 4.0]])), [[3.0]])
+    assert bound.terms is functional.terms  # bound without copying the terms
+    operator = certrb.AffineOperator(problem.operator.terms, ["1", "mu1", "mu2"])
+    assert operator.bind(("mu1", "mu2")).terms[2] is operator.terms[2]
+    callable_functional = certrb.AffineFunctional(problem.rhs.terms, problem.rhs.coefficients)
+    assert callable_functional.bind(("mu1", "mu2")) is callable_functional

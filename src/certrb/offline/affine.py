@@ -1,22 +1,76 @@
 """Affinely parametrized operators and functionals.
 
 ``A(mu) = sum_q theta_q(mu) A_q`` and ``f(mu) = sum_p phi_p(mu) f_p``. The
-coefficient function maps a parameter batch ``(n_mu, P)`` to ``(n_mu, Q)``.
+coefficient function maps a parameter batch ``(n_mu, P)`` to ``(n_mu, Q)``; it is a
+callable, an :class:`certrb.online.expressions.ExpressionCoefficients`, or a sequence of
+expression strings (one per term) over the parameter names, e.g. ``["1", "mu1"]``, which
+:class:`certrb.offline.problem.Problem` binds to its parameter space's names.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from ..errors import ShapeError
+from ..errors import ExpressionError, ShapeError
 from ..online.coefficients import Coefficients, evaluate_coefficients
+from ..online.expressions import ExpressionCoefficients
 
-__all__ = ["AffineFunctional", "AffineOperator"]
+__all__ = ["AffineFunctional", "AffineOperator", "UnboundExpressions"]
+
+
+@dataclass(frozen=True)
+class UnboundExpressions:
+    """Expression coefficients whose parameter names are not known yet.
+
+    What an operator or functional holds when given a sequence of strings;
+    :class:`certrb.offline.problem.Problem` replaces it by
+    ``ExpressionCoefficients(texts, parameter_space.names)``.
+    """
+
+    texts: tuple[str, ...]
+
+    def __call__(self, mus: NDArray[np.float64]) -> NDArray:
+        """Refuse: the expressions have no parameter names to refer to yet."""
+        raise TypeError(f"the coefficient expressions {list(self.texts)} are bound to the parameter names when "
+                        f"the Problem is built; build a certrb.Problem first, or pass "
+                        f"certrb.ExpressionCoefficients(texts, names)")
+
+
+def _coefficients(coefficients: Any, n_terms: int) -> Coefficients:
+    """A callable for the coefficients: strings become :class:`UnboundExpressions`; one expression per term."""
+    if isinstance(coefficients, str) or not (callable(coefficients) or isinstance(coefficients, Sequence)):
+        raise TypeError(f"coefficients must be callable (mus (n_mu, P) -> (n_mu, Q)) or a sequence of expression "
+                        f"strings, one per term; got {coefficients!r}")
+    if not callable(coefficients):
+        wrong = [c for c in coefficients if not isinstance(c, str)]
+        if wrong:
+            raise TypeError(f"coefficient expressions must be strings; got {wrong[0]!r}")
+        coefficients = UnboundExpressions(tuple(coefficients))
+    if isinstance(coefficients, UnboundExpressions | ExpressionCoefficients) and len(coefficients.texts) != n_terms:
+        raise ShapeError(f"got {len(coefficients.texts)} coefficient expressions for {n_terms} terms; "
+                         f"give one expression per term")
+    return coefficients
+
+
+def _bind(coefficients: Coefficients, names: tuple[str, ...], what: str) -> Coefficients:
+    """Expression coefficients over ``names``; a callable is returned as it is."""
+    if isinstance(coefficients, UnboundExpressions):
+        try:
+            return ExpressionCoefficients(coefficients.texts, names)
+        except ExpressionError as exc:
+            raise ExpressionError(f"{what} coefficients: {exc}") from None
+    if isinstance(coefficients, ExpressionCoefficients) and coefficients.names != tuple(names):
+        raise ExpressionError(f"{what} coefficients are expressions over the parameters {list(coefficients.names)}; "
+                              f"the parameter space has {list(names)}")
+    return coefficients
+
 
 def _common_dtype(arrays: Sequence) -> np.dtype:
     return np.result_type(np.float64, *[a.dtype for a in arrays])
@@ -30,15 +84,16 @@ class AffineOperator:
     ----------
     terms : sequence of sparse matrices, each (n_h, n_h)
         Real or complex terms ``A_q``; stored as CSR.
-    coefficients : callable
-        ``coefficients(mus)`` with ``mus`` (n_mu, P) returns (n_mu, Q).
+    coefficients : callable or sequence of str
+        ``coefficients(mus)`` with ``mus`` (n_mu, P) returns (n_mu, Q); or Q expressions
+        over the parameter names (see :mod:`certrb.online.expressions`), e.g. ``["1", "mu1"]``.
 
     """
 
     terms: tuple[sp.csr_matrix, ...]
     coefficients: Coefficients
 
-    def __init__(self, terms: Sequence, coefficients: Coefficients) -> None:
+    def __init__(self, terms: Sequence, coefficients: Coefficients | Sequence[str]) -> None:
         if len(terms) == 0:
             raise ShapeError("terms must hold at least one matrix")
         mats = tuple(sp.csr_matrix(t) for t in terms)
@@ -50,11 +105,31 @@ class AffineOperator:
                 raise ShapeError(f"terms[{q}] has shape {m.shape}; expected {shape} like terms[0]")
             if not np.all(np.isfinite(m.data)):
                 raise ShapeError(f"terms[{q}] contains NaN or infinite entries")
-        if not callable(coefficients):
-            raise TypeError("coefficients must be callable: mus (n_mu, P) -> (n_mu, Q)")
+        coefficients = _coefficients(coefficients, len(mats))
         dtype = _common_dtype(mats)
         object.__setattr__(self, "terms", tuple(m.astype(dtype) for m in mats))
         object.__setattr__(self, "coefficients", coefficients)
+
+    def bind(self, names: Sequence[str]) -> Self:
+        """The operator with its expression coefficients bound to the parameter names.
+
+        Parameters
+        ----------
+        names : sequence of str, length P
+
+        Returns
+        -------
+        AffineOperator
+            Same terms; string coefficients become ``ExpressionCoefficients(texts, names)``.
+            ``self`` if the coefficients are a callable.
+
+        Raises
+        ------
+        ExpressionError
+            If an expression is outside the grammar or uses a name not in ``names``.
+
+        """
+        return _with_coefficients(self, _bind(self.coefficients, tuple(names), "operator"))
 
     @property
     def n_terms(self) -> int:
@@ -125,15 +200,16 @@ class AffineFunctional:
     ----------
     terms : sequence of array_like, each (n_h,)
         Real or complex vectors ``f_p``.
-    coefficients : callable
-        ``coefficients(mus)`` with ``mus`` (n_mu, P) returns (n_mu, Q).
+    coefficients : callable or sequence of str
+        ``coefficients(mus)`` with ``mus`` (n_mu, P) returns (n_mu, Q); or Q expressions
+        over the parameter names (see :mod:`certrb.online.expressions`), e.g. ``["sin(k)"]``.
 
     """
 
     terms: NDArray
     coefficients: Coefficients
 
-    def __init__(self, terms: Sequence, coefficients: Coefficients) -> None:
+    def __init__(self, terms: Sequence, coefficients: Coefficients | Sequence[str]) -> None:
         vecs = [np.asarray(t) for t in terms]
         if len(vecs) == 0:
             raise ShapeError("terms must hold at least one vector")
@@ -141,14 +217,36 @@ class AffineFunctional:
             raise ShapeError(f"each term must be a 1-D vector; got shapes {[v.shape for v in vecs]}")
         if len({v.shape for v in vecs}) != 1:
             raise ShapeError(f"terms must have equal lengths; got {[v.shape[0] for v in vecs]}")
-        if not callable(coefficients):
-            raise TypeError("coefficients must be callable: mus (n_mu, P) -> (n_mu, Q)")
+        coefficients = _coefficients(coefficients, len(vecs))
         arr = np.stack(vecs).astype(_common_dtype(vecs))
         if not np.all(np.isfinite(arr)):
             raise ShapeError("terms contain NaN or infinite values")
         arr.flags.writeable = False
         object.__setattr__(self, "terms", arr)
         object.__setattr__(self, "coefficients", coefficients)
+
+    def bind(self, names: Sequence[str], what: str = "functional") -> Self:
+        """The functional with its expression coefficients bound to the parameter names.
+
+        Parameters
+        ----------
+        names : sequence of str, length P
+        what : str
+            Name used in error messages (``"rhs"``, ``"output"``).
+
+        Returns
+        -------
+        AffineFunctional
+            Same terms; string coefficients become ``ExpressionCoefficients(texts, names)``.
+            ``self`` if the coefficients are a callable.
+
+        Raises
+        ------
+        ExpressionError
+            If an expression is outside the grammar or uses a name not in ``names``.
+
+        """
+        return _with_coefficients(self, _bind(self.coefficients, tuple(names), what))
 
     @property
     def n_terms(self) -> int:
@@ -176,3 +274,12 @@ class AffineFunctional:
     def project(self, V: NDArray) -> NDArray:
         """Projection ``V^H f_p`` of each term, shape (Q, N) for ``V`` of shape (n_h, N)."""
         return self.terms @ (V.conj() if np.iscomplexobj(V) else V)
+
+
+def _with_coefficients(obj: Any, coefficients: Coefficients) -> Any:
+    """``obj`` (an AffineOperator or AffineFunctional) with other coefficients; the terms are shared, not copied."""
+    if coefficients is obj.coefficients:
+        return obj
+    out = copy.copy(obj)
+    object.__setattr__(out, "coefficients", coefficients)
+    return out

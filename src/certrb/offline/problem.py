@@ -31,7 +31,9 @@ class Problem:
     Parameters
     ----------
     operator : AffineOperator
-        ``A(mu)``, size n_h.
+        ``A(mu)``, size n_h. Coefficients given as expression strings (of the operator,
+        ``rhs`` and ``output``) are bound here to ``parameter_space.names`` and become
+        :class:`certrb.online.expressions.ExpressionCoefficients`.
     rhs : AffineFunctional
         ``f(mu)``, size n_h.
     inner_product : sparse matrix or InnerProduct, shape (n_h, n_h)
@@ -42,6 +44,11 @@ class Problem:
         lower bounds of the coercivity / inf-sup constant w.r.t. ``X``.
     output : AffineFunctional, optional
         ``l(mu)``; the output is ``s(mu) = l(mu)^H u(mu)``.
+
+    Raises
+    ------
+    ExpressionError
+        If a coefficient expression is outside the grammar or names an unknown parameter.
 
     Notes
     -----
@@ -79,13 +86,16 @@ class Problem:
             raise TypeError(f"rhs must be an AffineFunctional; got {type(rhs).__name__}")
         if not isinstance(parameter_space, ParameterSpace):
             raise TypeError("parameter_space must be a ParameterSpace")
+        if output is not None and not isinstance(output, AffineFunctional):
+            raise TypeError(f"output must be an AffineFunctional; got {type(output).__name__}")
+        names = parameter_space.names  # expressions are checked before any factorization
+        operator, rhs = operator.bind(names), rhs.bind(names, "rhs")
+        output = None if output is None else output.bind(names, "output")
         ip = inner_product if isinstance(inner_product, InnerProduct) else InnerProduct(inner_product)
         n = operator.size
         for name, size in (("rhs", rhs.size), ("inner_product", ip.size)):
             if size != n:
                 raise ShapeError(f"{name} has size {size}; the operator has size {n}")
-        if output is not None and not isinstance(output, AffineFunctional):
-            raise TypeError(f"output must be an AffineFunctional; got {type(output).__name__}")
         if output is not None and output.size != n:
             raise ShapeError(f"output has size {output.size}; the operator has size {n}")
         if isinstance(stability, MinTheta):
