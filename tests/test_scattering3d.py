@@ -19,8 +19,8 @@ from certrb.problems.scattering3d import (
     check_wavenumber_range,
     largest_wavenumber,
     scattering3d,
-    scattering_study,
 )
+from certrb.study import scattering_study
 
 SMALL = dict(eim_train=21, eim_candidates=1000, scm_train=201)  # level 1: 80 triangles
 K_RANGE = (0.5, 1.5)

@@ -7,7 +7,7 @@ import pytest
 
 import certrb
 from certrb.problems import diffusion1d
-from certrb.study import estimator_floor, roundoff_study
+from certrb.study import estimator_floor, roundoff_study, sweep_estimators
 
 
 def test_floor_definition():
@@ -15,6 +15,29 @@ def test_floor_definition():
     dev = np.array([1e-8, 1e-3, 0.5, np.nan])
     assert estimator_floor(rel, dev) == (1e-9, True)
     assert estimator_floor(rel, np.array([0.0, 0.0, 0.0, np.nan])) == (1e-9, False)
+
+
+def test_sweep_grows_the_basis_and_skips_what_cannot_be_built():
+    problem = diffusion1d(80)
+    space = problem.parameter_space
+    basis = certrb.weak_greedy(certrb.OfflineBuilder(problem), space.sample(60, rng=0), tol=1e-12,
+                               max_basis=6).model.basis
+    test = space.sample(10, rng=1)
+    names = ("orthonormal", "point-basis")
+    builder = certrb.OfflineBuilder(problem, names, options={"point-basis": {"max_points": 30}})
+    U = problem.solve(test)
+    steps = list(sweep_estimators(builder, basis, names, test, train=space.sample(40, rng=2), seed=0))
+    assert basis.shape[1] >= 3
+    assert [s.n for s in steps] == list(range(1, basis.shape[1] + 1))
+    for step in steps:
+        # d = K(K+1)/2 point-basis products with K = 1 + 3N components: only N <= 2 fits in 30 points
+        assert set(step.models) == (set(names) if step.n <= 2 else {"orthonormal"})
+        model = step.models["orthonormal"]
+        np.testing.assert_array_equal(step.coefficients, model.solve(test))
+        err = problem.inner_product.norms((U - step.coefficients @ basis[:, :step.n].T).T)
+        assert np.all(step.results["orthonormal"].bound >= err)
+    with pytest.raises(ValueError, match="empty"):
+        next(sweep_estimators(builder, basis, ("orthonormal",), test, train=test, seed=0))
 
 
 @pytest.fixture(scope="module")

@@ -163,7 +163,8 @@ def reproduce_scattering3d(
 ) -> None:
     """3D acoustic scattering by the unit sphere (BEM, matrix EIM in k, inf-sup SCM), validated against Mie."""
     from .plots import plot_scattering_study
-    from .problems.scattering3d import check_wavenumber_range, scattering_study
+    from .problems.scattering3d import check_wavenumber_range
+    from .study import scattering_study
 
     try:
         check_wavenumber_range(level, (k_min, k_max))

@@ -208,7 +208,7 @@ def plot_scattering_study(results: dict, path: str | Path, *, title: str = "") -
     Parameters
     ----------
     results : dict
-        Output of :func:`certrb.problems.scattering3d.scattering_study` (or its JSON).
+        Output of :func:`certrb.study.scattering_study` (or its JSON).
     path : str or Path
         Image file to write (format from the suffix).
     title : str

@@ -1,29 +1,54 @@
-"""The round-off study: every residual-norm estimator against the truth reference.
+"""The studies: every residual-norm estimator against a truth reference, for each basis size.
 
-:func:`roundoff_study` builds reduced models of a problem by weak greedy, then,
-for each basis size N, compares on random test parameters the residual norm of
-every estimator with the truth-space reference computed in extended precision
-(E0 extended), and records true errors, bounds and effectivities. The result is
-a JSON-ready dict (schema in :func:`roundoff_study`).
+Both studies build a basis by weak greedy, then sweep N = 1..N_max with
+:func:`sweep_estimators`: the basis vectors are appended one by one to an
+:class:`~certrb.offline.builder.OfflineBuilder`, one reduced model is frozen per
+estimator and evaluated on random test parameters, next to the reduced solution.
+
+- :func:`roundoff_study` (affine problems, e.g. ``diffusion1d``): residual norms
+  against the truth-space reference in extended precision (E0 extended), true
+  errors, bounds and effectivities, floors.
+- :func:`scattering_study` (the non-affine 3D sphere scattering of
+  :func:`certrb.problems.scattering3d.scattering3d`): bounds with the interpolation
+  indicator against the non-interpolated truth, matrix-EIM errors, online speed-up,
+  comparison with the Mie series.
+
+The results are JSON-ready dicts (schemas in each function).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .bem import mean_edge_length, mie_neumann_trace, triangle_areas
 from .errors import EstimatorError
+from .offline.builder import OfflineBuilder
 from .offline.greedy import GreedyResult, weak_greedy
+from .offline.matrix_eim import MatrixEIM
+from .offline.nonaffine import magic_entries
 from .offline.problem import Problem
-from .offline.reduce import reduce
 from .offline.truth import truth_residual_norm
 from .online.estimators import ESTIMATOR_NAMES
+from .online.estimators.eim import EIMEstimator
+from .online.estimators.expanded import ExpandedEstimator
+from .online.estimators.point_basis import PointBasisEstimator
+from .online.evaluate import OnlineResult
+from .online.model import ReducedModel
+from .online.nonaffine import InterpolatedCoefficients
+from .online.parameters import ParameterSpace
 
-__all__ = ["estimator_floor", "roundoff_study"]
+if TYPE_CHECKING:
+    from .problems.scattering3d import Scattering3D
+
+__all__ = ["SCATTERING_ESTIMATORS", "SweepStep", "estimator_floor", "roundoff_study", "scattering_study",
+           "sweep_estimators"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +56,144 @@ Progress = Callable[[str, int, int], None]
 TOLERANCE = 0.01  # relative deviation that counts as "accurate"
 PER_N = ("point-basis", "eim", "eim-stabilized")  # rebuilt for each N
 CERTIFIED = ("expanded", "orthonormal", "eim", "eim-stabilized")  # estimators with a round-off certificate
+SCATTERING_ESTIMATORS = ("orthonormal", "expanded", "eim-stabilized", "eim", "point-basis")
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    """The default progress callback: report nothing."""
+
+
+# --- the sweep over N shared by the studies -------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class SweepStep:
+    """One basis size of :func:`sweep_estimators`.
+
+    Attributes
+    ----------
+    n : int
+        Basis size N.
+    models : dict of str to ReducedModel
+        One model per estimator that could be built at this N (its default), without basis.
+    results : dict of str to OnlineResult
+        Each model evaluated at the test parameters.
+    coefficients : ndarray, shape (n_test, n)
+        Reduced coefficients at the test parameters.
+    residual : ndarray, shape (n_test, Q_f + Q_a n)
+        Their residual coefficients.
+    """
+
+    n: int
+    models: dict[str, ReducedModel]
+    results: dict[str, OnlineResult]
+    coefficients: NDArray
+    residual: NDArray
+
+
+def _freeze(builder: OfflineBuilder, estimators: Sequence[str], train: NDArray, seed: int,
+            interpolation: Callable[[NDArray, NDArray], NDArray] | None) -> dict[str, ReducedModel]:
+    """One model per estimator that can be built, each from a fresh ``rng`` seeded ``seed + N``."""
+    out = {}
+    for name in estimators:
+        builder.rng = np.random.default_rng(seed + builder.n_basis)
+        try:
+            model = builder.model(estimators=(name,), train=train, keep_basis=False)
+        except EstimatorError as exc:
+            log.info("skipping %s at N=%d: %s", name, builder.n_basis, exc)
+            continue
+        out[name] = model if interpolation is None else replace(model, interpolation=interpolation)
+    return out
+
+
+def sweep_estimators(
+    builder: OfflineBuilder,
+    basis: NDArray,
+    estimators: Sequence[str],
+    test: NDArray[np.float64],
+    *,
+    train: NDArray[np.float64],
+    seed: int,
+    interpolation: Callable[[NDArray, NDArray], NDArray] | None = None,
+    progress: Progress = _quiet,
+    stage: str = "estimators per N",
+) -> Iterator[SweepStep]:
+    """Grow ``builder`` by the basis vectors one at a time and yield, per N, models and results at ``test``.
+
+    Parameters
+    ----------
+    builder : OfflineBuilder
+        Empty; its options (e.g. ``point-basis`` ``max_points``) apply to every model.
+    basis : ndarray, shape (n_h, N_max)
+        X-orthonormal basis (e.g. a greedy model's).
+    estimators : sequence of str
+        One model per estimator and N; one that cannot be built at some N
+        (:class:`~certrb.errors.EstimatorError`) is left out of that step.
+    test : ndarray, shape (n_test, P)
+        Test parameters.
+    train : ndarray, shape (n_train, P)
+        Training parameters of the interpolation-based estimators.
+    seed : int
+        Each model is frozen with ``builder.rng = default_rng(seed + N)``.
+    interpolation : callable, optional
+        Interpolation indicator attached to every model (non-affine problems).
+    progress : callable
+        ``progress(stage, done, total)``.
+    stage : str
+        Stage name passed to ``progress``.
+
+    Yields
+    ------
+    SweepStep
+        For N = 1..N_max.
+
+    Raises
+    ------
+    ValueError
+        If the builder is not empty.
+    """
+    if builder.n_basis:
+        raise ValueError(f"the builder must be empty; it holds {builder.n_basis} basis vectors")
+    problem = builder.problem
+    theta, phi = problem.operator.theta(test), problem.rhs.theta(test)
+    total = basis.shape[1]
+    for n in range(1, total + 1):
+        progress(stage, n - 1, total)
+        builder.append_orthonormal(basis[:, n - 1:n])
+        models = _freeze(builder, estimators, train, seed, interpolation)
+        results = {name: model.evaluate(test) for name, model in models.items()}
+        c, x = builder.operators().solve(theta, phi, n)
+        yield SweepStep(n, models, results, c, x)
+    progress(stage, total, total)
+
+
+def _nan_to_none(arr: NDArray) -> list:
+    """Nested lists with NaN/inf replaced by None (valid JSON)."""
+    a = np.asarray(arr, dtype=float)
+    return [[None if not np.isfinite(v) else float(v) for v in row] for row in a] if a.ndim == 2 else [
+        None if not np.isfinite(v) else float(v) for v in a]
+
+
+def _rows(arrays: list) -> list:
+    """(n_sizes, n_test) nested lists, None for estimators not built at some N and for non-finite values."""
+    return [None if a is None else _nan_to_none(a) for a in arrays]
+
+
+def _filled(rows: list, width: int) -> NDArray[np.float64]:
+    """Rows (n_sizes, width) of which some are None (not built) as an array, NaN there."""
+    return np.array([np.full(width, np.nan) if r is None else r for r in rows], dtype=float)
+
+
+def _greedy_record(result: GreedyResult) -> dict:
+    return {
+        "n": [s.n for s in result.history],
+        "max_bound": [s.max_bound if np.isfinite(s.max_bound) else None for s in result.history],
+        "reason": result.reason,
+        "seconds": float(sum(s.seconds for s in result.history)),
+    }
+
+
+# --- the round-off study ----------------------------------------------------------------------------
 
 
 def estimator_floor(rel_residual: NDArray, deviation: NDArray, *, tol: float = TOLERANCE) -> tuple[float, bool]:
@@ -62,42 +225,22 @@ def estimator_floor(rel_residual: NDArray, deviation: NDArray, *, tol: float = T
     return float(np.min(rel_residual[ok])), False
 
 
-def _greedy_record(result: GreedyResult) -> dict:
-    return {
-        "n": [s.n for s in result.history],
-        "max_bound": [s.max_bound if np.isfinite(s.max_bound) else None for s in result.history],
-        "mu": [s.mu.tolist() for s in result.history],
-        "reason": result.reason,
-        "seconds": float(sum(s.seconds for s in result.history)),
-    }
-
-
-def _run_greedies(problem, train, drivers, max_basis, tol, seed, progress) -> dict[str, GreedyResult]:
+def _run_greedies(problem: Problem, train: NDArray, drivers: Sequence[str], max_basis: int, tol: float, seed: int,
+                  progress: Progress) -> dict[str, GreedyResult]:
+    """One greedy per driver; the first one's model also carries ``orthonormal`` and ``expanded`` for the sweep."""
     results = {}
     for i, name in enumerate(drivers):
-        opts = {name: {"nested": False}} if name in PER_N else None
+        attached = (name, "orthonormal", "expanded") if i == 0 else (name,)
+        options = {name: {"nested": False}} if name in PER_N else None
+        builder = OfflineBuilder(problem, tuple(dict.fromkeys(attached)), options=options, rng=seed + i)
 
         def step(s, name=name):
             progress(f"greedy ({name})", s.n, max_basis)
 
-        results[name] = weak_greedy(problem, train, tol=tol, max_basis=max_basis, estimator=name,
-                                    estimators=("orthonormal", "expanded"), rng=seed + i, options=opts,
-                                    callback=step)
+        results[name] = weak_greedy(builder, train, tol=tol, max_basis=max_basis, callback=step)
         n_final = results[name].model.n_basis
         progress(f"greedy ({name})", n_final, n_final)
     return results
-
-
-def _per_n_estimators(problem, basis, n, train, seed, max_points) -> dict:
-    built = {}
-    for name in PER_N:
-        try:
-            model = reduce(problem, basis[:, :n], estimators=(name,), train=train, rng=seed + n,
-                           options={"point-basis": {"max_points": max_points}})
-            built[name] = model
-        except EstimatorError as exc:
-            log.info("skipping %s at N=%d: %s", name, n, exc)
-    return built
 
 
 def roundoff_study(
@@ -147,10 +290,10 @@ def roundoff_study(
         parameter) and ``certified_violations[name]`` (certified bound < true
         error, counted everywhere, the round-off regime included), ``point_basis`` (condition numbers
         and number of points per N), ``eim_terms``, ``expanded_negative``,
-        ``greedy[driver]`` histories, ``timings``.
+        ``greedy[driver]`` histories (with the selected parameters ``mu``), ``timings``.
 
     """
-    progress = progress or (lambda stage, done, total: None)
+    progress = progress or _quiet
     space = problem.parameter_space
     train = space.sample(n_train, rng=seed)
     test = space.sample(n_test, rng=seed + 1)
@@ -159,60 +302,74 @@ def roundoff_study(
     greedies = _run_greedies(problem, train, drivers, max_basis, tol, seed, progress)
     timings["greedies"] = time.perf_counter() - t0
     main = greedies[drivers[0]].model
-    sweep = _sweep(problem, main, train, test, seed, max_points, progress)
+    sweep = _roundoff_sweep(problem, main, train, test, seed, max_points, progress)
     timings["sweep"] = time.perf_counter() - t0 - timings["greedies"]
     return _summarize(problem, sweep, greedies, timings, dict(n_train=n_train, n_test=n_test, max_basis=max_basis,
                                                                 tol=tol, seed=seed, max_points=max_points))
 
 
-def _sweep(problem, model, train, test, seed, max_points, progress) -> dict:
+def _roundoff_sweep(problem: Problem, model: ReducedModel, train: NDArray, test: NDArray, seed: int,
+                    max_points: int, progress: Progress) -> dict:
+    """Per N: truth references, the greedy model's nested estimates and true errors, the per-N estimators."""
     ip = problem.inner_product
-    f_norm = np.asarray(ip.dual_norms(problem.rhs.assemble(test).T, refine=2), dtype=float)
     U = problem.solve(test, refine=2)
-    u_norm = np.asarray(ip.norms(np.asarray(U.T, dtype=problem.dtype)))
-    basis = model.basis
-    sizes = list(range(1, model.n_basis + 1))
     names = ("truth-extended", "truth-double", *ESTIMATOR_NAMES)
-    res = {name: [] for name in names}
-    certified: dict = {name: [] for name in CERTIFIED}
-    out: dict = {"sizes": sizes, "f_norm": f_norm, "residual": res, "certified": certified, "true_error": [],
-                 "stability": None,
-                 "point_basis": {"condition": [], "points": []}, "eim_terms": {"eim": [], "eim-stabilized": []},
-                 "expanded_negative": [], "n_components": []}
-    train_small = train[: min(len(train), 200)]
-    for n in sizes:
-        progress("estimators per N", n - 1, len(sizes))
-        res["truth-extended"].append(truth_residual_norm(problem, model, test, n=n, precision="extended"))
-        res["truth-double"].append(truth_residual_norm(problem, model, test, n=n, precision="double"))
-        for name in ("expanded", "orthonormal"):
-            online = model.evaluate(test, estimator=name, n=n)
-            res[name].append(online.residual_norm)
-            if name in certified:
-                certified[name].append(online.bound)
-        x = model._solve(test, n)[1]
-        out["expanded_negative"].append(int(np.sum(model.estimators["expanded"].squared(x, n) < 0)))
-        out["n_components"].append(int(x.shape[1]))
-        built = _per_n_estimators(problem, basis, n, train_small, seed, max_points)
-        for name in PER_N:
-            online = built[name].evaluate(test, estimator=name) if name in built else None
-            res[name].append(None if online is None else online.residual_norm)
-            if name in certified:
-                certified[name].append(online.bound)
-        pb = built.get("point-basis")
-        out["point_basis"]["condition"].append(pb.estimators["point-basis"].condition if pb else None)
-        out["point_basis"]["points"].append(int(pb.estimators["point-basis"].eps2.size) if pb else None)
-        for name in ("eim", "eim-stabilized"):
-            out["eim_terms"][name].append(built[name].estimators[name].n_terms)
-        c = model._solve(test, n)[0]
-        E = U - (c.astype(U.dtype) @ basis[:, :n].T.astype(U.dtype))
-        out["true_error"].append(np.asarray(ip.norms(np.asarray(E.T, dtype=problem.dtype))) / u_norm)
-    progress("estimators per N", len(sizes), len(sizes))
+    out: dict = {"sizes": list(range(1, model.n_basis + 1)),
+                 "f_norm": np.asarray(ip.dual_norms(problem.rhs.assemble(test).T, refine=2), dtype=float),
+                 "u_norm": np.asarray(ip.norms(np.asarray(U.T, dtype=problem.dtype))),
+                 "residual": {name: [] for name in names}, "certified": {name: [] for name in CERTIFIED},
+                 "true_error": [], "point_basis": {"condition": [], "points": []},
+                 "eim_terms": {"eim": [], "eim-stabilized": []}, "expanded_negative": [], "n_components": []}
+    builder = OfflineBuilder(problem, PER_N, options={"point-basis": {"max_points": max_points}})
+    basis = model.basis
+    assert basis is not None  # weak_greedy keeps the basis
+    for step in sweep_estimators(builder, basis, PER_N, test, train=train[:200], seed=seed, progress=progress):
+        c = _record_nested(out, problem, model, test, step.n)
+        _record_per_n(out, step)
+        E = U - (c.astype(U.dtype) @ basis[:, :step.n].T.astype(U.dtype))
+        out["true_error"].append(np.asarray(ip.norms(np.asarray(E.T, dtype=problem.dtype))) / out["u_norm"])
     out["stability"] = problem.stability_lower_bound(test)
-    out["u_norm"] = u_norm
     return out
 
 
-def _summarize(problem, sweep, greedies, timings, settings) -> dict:
+def _record_nested(out: dict, problem: Problem, model: ReducedModel, test: NDArray, n: int) -> NDArray:
+    """The truth references and the greedy model's estimates at its sub-model ``n``; its coefficients (n_test, n)."""
+    res = out["residual"]
+    res["truth-extended"].append(truth_residual_norm(problem, model, test, n=n, precision="extended"))
+    res["truth-double"].append(truth_residual_norm(problem, model, test, n=n, precision="double"))
+    for name in ("expanded", "orthonormal"):
+        online = model.evaluate(test, estimator=name, n=n)
+        res[name].append(online.residual_norm)
+        out["certified"][name].append(online.bound)
+    c, x = model.operators.solve(problem.operator.theta(test), problem.rhs.theta(test), n)
+    expanded = model.estimators["expanded"]
+    assert isinstance(expanded, ExpandedEstimator)
+    out["expanded_negative"].append(int(np.sum(expanded.squared(x, n) < 0)))
+    out["n_components"].append(int(x.shape[1]))
+    return c
+
+
+def _record_per_n(out: dict, step: SweepStep) -> None:
+    """The estimators rebuilt at this N: residual norms, certified bounds, point-basis and EIM sizes."""
+    for name in PER_N:
+        online = step.results.get(name)
+        out["residual"][name].append(None if online is None else online.residual_norm)
+        if name in CERTIFIED:
+            out["certified"][name].append(None if online is None else online.bound)
+    pb = step.models.get("point-basis")
+    est = None if pb is None else pb.estimators["point-basis"]
+    assert est is None or isinstance(est, PointBasisEstimator)
+    out["point_basis"]["condition"].append(None if est is None else est.condition)
+    out["point_basis"]["points"].append(None if est is None else int(est.eps2.size))
+    for name in ("eim", "eim-stabilized"):
+        built = step.models.get(name)
+        eim = None if built is None else built.estimators[name]
+        assert eim is None or isinstance(eim, EIMEstimator)
+        out["eim_terms"][name].append(None if eim is None else eim.n_terms)
+
+
+def _summarize(problem: Problem, sweep: dict, greedies: dict[str, GreedyResult], timings: dict,
+               settings: dict) -> dict:
     f_norm, res = sweep["f_norm"], sweep["residual"]
     ref = np.array(res["truth-extended"])  # (n_sizes, n_test)
     rel_ref = ref / f_norm
@@ -220,7 +377,7 @@ def _summarize(problem, sweep, greedies, timings, settings) -> dict:
     beta = sweep["stability"]
     rel_res, dev, eff, floors, reached, viol = {}, {}, {}, {}, {}, {}
     for name, rows in res.items():
-        arr = np.array([np.full(ref.shape[1], np.nan) if r is None else r for r in rows])
+        arr = _filled(rows, ref.shape[1])
         rel_res[name] = arr / f_norm
         if name == "truth-extended":
             continue
@@ -232,11 +389,11 @@ def _summarize(problem, sweep, greedies, timings, settings) -> dict:
         bound_rel = rel_res[name] * f_norm / beta / sweep["u_norm"]  # relative error bound
         eff[name] = bound_rel / true_err
         viol[name] = int(np.sum((bound_rel < true_err) & above))
-    certified = {name: np.array(rows) / sweep["u_norm"] for name, rows in sweep["certified"].items()}
+    certified = {name: _filled(rows, ref.shape[1]) / sweep["u_norm"] for name, rows in sweep["certified"].items()}
+    space = problem.parameter_space
     return {
         "problem": {"n_h": problem.size, "parameter_space": {
-            "names": list(problem.parameter_space.names), "lower": problem.parameter_space.lower.tolist(),
-            "upper": problem.parameter_space.upper.tolist()}},
+            "names": list(space.names), "lower": space.lower.tolist(), "upper": space.upper.tolist()}},
         "settings": settings,
         "sizes": sweep["sizes"],
         "n_components": sweep["n_components"],
@@ -252,13 +409,284 @@ def _summarize(problem, sweep, greedies, timings, settings) -> dict:
         "point_basis": sweep["point_basis"],
         "eim_terms": sweep["eim_terms"],
         "expanded_negative": sweep["expanded_negative"],
-        "greedy": {k: _greedy_record(v) for k, v in greedies.items()},
+        "greedy": {k: {**_greedy_record(v), "mu": [s.mu.tolist() for s in v.history]} for k, v in greedies.items()},
         "timings": timings,
     }
 
 
-def _nan_to_none(arr: NDArray) -> list:
-    """Nested lists with NaN/inf replaced by None (valid JSON)."""
-    a = np.asarray(arr, dtype=float)
-    return [[None if not np.isfinite(v) else float(v) for v in row] for row in a] if a.ndim == 2 else [
-        None if not np.isfinite(v) else float(v) for v in a]
+# --- the 3D scattering study ------------------------------------------------------------------------
+
+
+def _fresh_sample(space: ParameterSpace, n: int, rng: np.random.Generator,
+                  exclude: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``n`` random wavenumbers (n, 1) none of which equals a row of ``exclude`` (m, 1)."""
+    out = np.zeros((0, 1))
+    while out.shape[0] < n:
+        draw = space.sample(n - out.shape[0], rng=rng)
+        out = np.concatenate([out, draw[~np.isin(draw[:, 0], exclude[:, 0])]])
+    return out
+
+
+def _interpolation_errors(eim: MatrixEIM, mu: NDArray[np.float64], exact: NDArray) -> NDArray[np.float64]:
+    """Relative max-modulus error of the first m terms of ``eim`` at ``mu`` (1,), for m = 1..M, shape (M,)."""
+    scale = np.max(np.abs(exact))
+    magic = magic_entries(eim)
+    values = magic.values(mu[None, :])
+    out = np.empty(eim.size)
+    for m in range(1, eim.size + 1):
+        beta = InterpolatedCoefficients(magic, m).from_values(values)[0]
+        approx = sum((b * a for b, a in zip(beta, eim.matrices[:m], strict=True)), np.zeros_like(exact))
+        out[m - 1] = np.max(np.abs(approx - exact)) / scale
+    return out
+
+
+def _inf_sup(A: NDArray[np.complex128], areas: NDArray[np.float64]) -> float:
+    """``sigma_min(X^{-1/2} A X^{-1/2})`` for the diagonal ``X = diag(areas)``: the exact inf-sup constant."""
+    w = np.sqrt(areas)
+    return float(np.linalg.svd(A / w[:, None] / w[None, :], compute_uv=False)[-1])
+
+
+@dataclass
+class _Truths:
+    """Non-interpolated truth data at the test wavenumbers."""
+
+    phi: NDArray[np.complex128]  # (n_test, n_h)
+    seconds: NDArray[np.float64]  # (n_test,) assembly + solve
+    refinement: NDArray[np.float64]  # (n_test,) relative size of one extended-precision refinement step
+    eim_errors: dict[str, NDArray[np.float64]]  # (n_test, M') per interpolant
+    inf_sup: NDArray[np.float64] | None  # (n_test,) exact inf-sup constants
+
+
+def _truths(model: Scattering3D, test: NDArray[np.float64], exact_inf_sup: bool, progress: Progress) -> _Truths:
+    n_test, areas = test.shape[0], triangle_areas(model.entries.vertices, model.entries.triangles)
+    phi = np.empty((n_test, model.problem.size), dtype=np.complex128)
+    seconds, refinement, beta = np.empty(n_test), np.empty(n_test), np.empty(n_test)
+    errors: dict[str, list] = {"operator": [], "rhs": []}
+    for i, mu in enumerate(test):
+        progress("truth solves (assembly + solve)", i, n_test)
+        t0 = time.perf_counter()
+        A, f = model.assemble(mu[0])
+        phi[i] = np.linalg.solve(A, f)
+        seconds[i] = time.perf_counter() - t0
+        r = f.astype(np.clongdouble) - A.astype(np.clongdouble) @ phi[i].astype(np.clongdouble)
+        du = np.linalg.solve(A, r.astype(np.complex128))
+        refinement[i] = np.sqrt(np.sum(areas * np.abs(du) ** 2) / np.sum(areas * np.abs(phi[i]) ** 2))
+        errors["operator"].append(_interpolation_errors(model.operator_eim, mu, A))
+        errors["rhs"].append(_interpolation_errors(model.rhs_eim, mu, f))
+        beta[i] = _inf_sup(A, areas) if exact_inf_sup else np.nan
+    progress("truth solves (assembly + solve)", n_test, n_test)
+    return _Truths(phi, seconds, refinement, {k: np.array(v) for k, v in errors.items()},
+                   beta if exact_inf_sup else None)
+
+
+def _scattering_sweep(model: Scattering3D, basis: NDArray, test: NDArray, truths: _Truths,
+                      estimators: Sequence[str], train: NDArray, seed: int, max_points: int,
+                      progress: Progress) -> dict:
+    """Bounds (absolute) per estimator and true errors for N = 1..N_max at the test wavenumbers."""
+    problem = model.problem
+    interpolation = model.interpolation_bound(basis)
+    builder = OfflineBuilder(problem, estimators, options={"point-basis": {"max_points": max_points}})
+    out: dict = {"bound": {name: [] for name in estimators}, "residual_norm": {name: [] for name in estimators},
+                 "interpolation": [], "true_error": [], "stability": problem.stability_lower_bound(test),
+                 "sizes": list(range(1, basis.shape[1] + 1))}
+    for step in sweep_estimators(builder, basis, estimators, test, train=train, seed=seed,
+                                 interpolation=interpolation, progress=progress,
+                                 stage="bounds and true errors per N"):
+        for name in estimators:
+            res = step.results.get(name)
+            out["bound"][name].append(None if res is None else res.bound)
+            out["residual_norm"][name].append(None if res is None else res.residual_norm)
+        c = step.coefficients
+        out["true_error"].append(problem.inner_product.norms((truths.phi - c @ basis[:, :step.n].T).T))
+        out["interpolation"].append(interpolation(test, c))
+    return out
+
+
+def _speedup(rom: ReducedModel, test: NDArray, truth_seconds: NDArray) -> dict:
+    """Online time of one certified evaluation (default estimator, indicator, SCM) vs one truth solve."""
+    rom.evaluate(test[:1])  # warm up
+    online = np.empty(test.shape[0])
+    for i in range(test.shape[0]):
+        t0 = time.perf_counter()
+        rom.evaluate(test[i:i + 1])
+        online[i] = time.perf_counter() - t0
+    truth, fast = float(np.median(truth_seconds)), float(np.median(online))
+    return {"n": rom.n_basis, "estimator": rom.default_estimator, "truth_seconds": truth, "online_seconds": fast,
+            "speedup": truth / fast}
+
+
+def _surface_field(model: Scattering3D, k: float, truth: NDArray, rb: NDArray, n_angles: int = 181) -> dict:
+    """Fields against the polar angle from the incident direction: per triangle and the Mie curve."""
+    v, t = model.entries.vertices, model.entries.triangles
+    c = v[t].mean(axis=1)
+    d = model.direction / np.linalg.norm(model.direction)
+    theta = np.arccos(np.clip((c / np.linalg.norm(c, axis=1, keepdims=True)) @ d, -1.0, 1.0))
+    grid = np.linspace(0.0, np.pi, n_angles)
+    mie = mie_neumann_trace(np.cos(grid), k)
+    return {"k": k, "theta": theta.tolist(), "truth_abs": np.abs(truth).tolist(), "rb_abs": np.abs(rb).tolist(),
+            "mie_theta": grid.tolist(), "mie_abs": np.abs(mie).tolist()}
+
+
+def _eim_record(eim: MatrixEIM, terms: int, test_errors: NDArray) -> dict:
+    return {"terms": terms, "reference_terms": eim.size, "wavenumbers": eim.parameters[:, 0].tolist(),
+            "train_error": eim.errors[1:].tolist(), "test_error": test_errors.max(axis=0).tolist()}
+
+
+def _violations(bound: dict, true_error: NDArray, above: NDArray) -> tuple[dict, dict]:
+    """Counts of (N, test k) pairs with bound < true error, above and below the truth floor, per estimator."""
+    viol, below = {}, {}
+    for name, rows in bound.items():
+        b = np.array([np.full(true_error.shape[1], np.inf) if r is None else r for r in rows])
+        fail = b < true_error
+        viol[name], below[name] = int(np.sum(fail & above)), int(np.sum(fail & ~above))
+    return viol, below
+
+
+def _mie_record(model: Scattering3D, test: NDArray, truths: _Truths, rom: ReducedModel, i_star: int) -> dict:
+    """Mie errors of the truth at every test wavenumber and of the reduced solution at ``test[i_star]``."""
+    k_star, truth = float(test[i_star, 0]), truths.phi[i_star]
+    res = rom.evaluate(test[i_star:i_star + 1])
+    rb = np.asarray(rom.reconstruct(res.coefficients)[0], dtype=np.complex128)
+    return {"wavenumbers": test[:, 0].tolist(),
+            "truth": [model.mie_error(k, p) for k, p in zip(test[:, 0], truths.phi, strict=True)],
+            "rb": {"k": k_star, "n": rom.n_basis, "rb": model.mie_error(k_star, rb),
+                   "truth": model.mie_error(k_star, truth)},
+            "field": _surface_field(model, k_star, truth, rb)}
+
+
+def scattering_study(
+    level: int = 2,
+    k_range: Sequence[float] = (1.0, 3.0),
+    *,
+    n_train: int = 100,
+    n_test: int = 20,
+    max_basis: int = 25,
+    tol: float = 1e-12,
+    seed: int = 0,
+    estimators: Sequence[str] = SCATTERING_ESTIMATORS,
+    max_points: int = 1000,
+    exact_inf_sup: bool | None = None,
+    model_options: dict | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Run the reduced scattering study and return a JSON-ready dict.
+
+    Offline: :func:`certrb.problems.scattering3d.scattering3d`, then a weak greedy
+    over ``n_train`` random wavenumbers driven by the ``orthonormal`` relative bound.
+    Then, at ``n_test`` random wavenumbers not in any training set, for N = 1..N_max
+    and each estimator: the bound (residual estimate plus interpolation indicator,
+    over the SCM lower bound) and the true error against the non-interpolated truth
+    (assembly and dense solve at ``k`` itself); the matrix-EIM errors per number of
+    terms; the online speed-up over a truth solve; and the Mie error of the truth at
+    each test wavenumber and of the reduced solution at the test wavenumber nearest
+    the middle of the range.
+
+    Parameters
+    ----------
+    level : int
+        Icosphere level.
+    k_range : (float, float)
+        Wavenumber range, resolved by the mesh.
+    n_train, n_test : int
+        Sizes of the random greedy training and test sets.
+    max_basis : int
+        Largest basis size.
+    tol : float
+        Relative greedy tolerance.
+    seed : int
+        Seed of the random training and test sets.
+    estimators : sequence of str
+        Estimators compared (``orthonormal`` first is the online default).
+    max_points : int
+        Largest point-basis size ``d`` that is built.
+    exact_inf_sup : bool, optional
+        Compute the exact inf-sup constant at the test wavenumbers (dense SVD);
+        default: when ``n_h <= 2000``.
+    model_options : dict, optional
+        Keyword arguments of :func:`certrb.problems.scattering3d.scattering3d`.
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    dict
+        ``problem``, ``settings``, ``sizes``, ``train_wavenumbers``, ``test_wavenumbers``; per N
+        and test wavenumber (lists (n_sizes, n_test), relative to ``||u(k)||_X``): ``true_error``,
+        ``bound[name]`` (None where not built), ``interpolation_indicator``;
+        ``violations[name]`` (pairs with bound < true error where the true error is
+        above ``truth_floor``) and ``violations_below_floor``; ``eim``
+        (operator and rhs: terms, training and test error per number of terms);
+        ``stability`` (SCM lower and exact inf-sup constants at the test wavenumbers);
+        ``greedy`` (with the selected wavenumbers ``k``); ``speedup``;
+        ``mie_relative_error`` (``truth`` per test wavenumber, ``rb`` at one of them,
+        with the surface ``field``); ``timings``.
+
+    Raises
+    ------
+    ParameterError, ResolutionError
+        As :func:`certrb.problems.scattering3d.scattering3d`.
+    """
+    from .problems.scattering3d import scattering3d
+
+    progress = progress or _quiet
+    t0 = time.perf_counter()
+    progress("truth model (EIM, SCM)", 0, 1)
+    model = scattering3d(level, k_range, **(model_options or {}))
+    progress("truth model (EIM, SCM)", 1, 1)
+    problem, space = model.problem, model.problem.parameter_space
+    rng = np.random.default_rng(seed)
+    train = space.sample(n_train, rng=rng)
+    test = _fresh_sample(space, n_test, rng, np.concatenate([train, model.operator_eim.parameters,
+                                                             model.rhs_eim.parameters]))
+    t1 = time.perf_counter()
+    greedy = weak_greedy(OfflineBuilder(problem, ("orthonormal",)), train, tol=tol, max_basis=max_basis,
+                         callback=lambda s: progress("greedy", s.n, max_basis))
+    progress("greedy", greedy.model.n_basis, greedy.model.n_basis)
+    t2 = time.perf_counter()
+    truths = _truths(model, test, problem.size <= 2000 if exact_inf_sup is None else exact_inf_sup, progress)
+    t3 = time.perf_counter()
+    basis = greedy.model.basis
+    assert basis is not None  # weak_greedy keeps the basis
+    sweep = _scattering_sweep(model, basis, test, truths, estimators, train[:200], seed, max_points, progress)
+    t4 = time.perf_counter()
+    rom = replace(greedy.model, interpolation=model.interpolation_bound(basis))
+    i_star = int(np.argmin(np.abs(test[:, 0] - space.lower[0] / 2 - space.upper[0] / 2)))  # nearest the middle
+    result = _scattering_summary(model, test, truths, sweep, greedy)
+    result["train_wavenumbers"] = train[:, 0].tolist()
+    result["speedup"] = _speedup(rom, test, truths.seconds)
+    result["mie_relative_error"] = _mie_record(model, test, truths, rom, i_star)
+    result["settings"] = {"n_train": n_train, "n_test": n_test, "max_basis": max_basis, "tol": tol, "seed": seed,
+                          "estimators": list(estimators), "max_points": max_points, **(model_options or {})}
+    result["timings"] = {**model.timings, "truth_model": t1 - t0, "greedy": t2 - t1, "truth_solves": t3 - t2,
+                         "sweep": t4 - t3, "total": time.perf_counter() - t0}
+    return result
+
+
+def _scattering_summary(model: Scattering3D, test: NDArray, truths: _Truths, sweep: dict,
+                        greedy: GreedyResult) -> dict:
+    problem = model.problem
+    u_norm = problem.inner_product.norms(truths.phi.T)
+    true_error = np.array(sweep["true_error"]) / u_norm
+    floor = float(10 * np.max(truths.refinement))
+    bound = {name: [None if r is None else r / u_norm for r in rows] for name, rows in sweep["bound"].items()}
+    viol, below = _violations(bound, true_error, true_error > floor)
+    space = problem.parameter_space
+    return {
+        "problem": {"name": "scattering3d", "level": model.level, "n_h": problem.size,
+                    "mean_edge": mean_edge_length(model.entries.vertices, model.entries.triangles),
+                    "k_range": [float(space.lower[0]), float(space.upper[0])], "direction": model.direction.tolist()},
+        "sizes": sweep["sizes"],
+        "test_wavenumbers": test[:, 0].tolist(),
+        "true_error": _rows(list(true_error)),
+        "bound": {name: _rows(rows) for name, rows in bound.items()},
+        "interpolation_indicator": _rows(list(np.array(sweep["interpolation"]) / u_norm)),
+        "truth_floor": floor,
+        "violations": viol,
+        "violations_below_floor": below,
+        "eim": {"operator": _eim_record(model.operator_eim, model.operator_terms, truths.eim_errors["operator"]),
+                "rhs": _eim_record(model.rhs_eim, model.rhs_terms, truths.eim_errors["rhs"])},
+        "stability": {"scm_points": len(getattr(problem.stability, "points", ())),
+                      "lower_bound": sweep["stability"].tolist(),
+                      "exact": None if truths.inf_sup is None else truths.inf_sup.tolist()},
+        "greedy": {**_greedy_record(greedy), "k": [float(s.mu[0]) for s in greedy.history]},
+    }

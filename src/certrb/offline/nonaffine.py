@@ -1,9 +1,10 @@
-"""Non-affine problems through the nonintrusive matrix EIM.
+"""Non-affine problems through the nonintrusive matrix EIM: the offline builders.
 
 A black-box ``A(mu)`` interpolated by :func:`certrb.matrix_eim` with M terms,
 ``A_M(mu) = sum_m beta_m(mu) A(mu_m)``, is an affine operator: the reduced basis
 machinery applies unchanged (:func:`eim_operator`, :func:`eim_functional`), and
-online only the M magic entries of ``A(mu)`` are evaluated.
+online only the M magic entries of ``A(mu)`` are evaluated
+(:class:`~certrb.online.nonaffine.InterpolatedCoefficients`, which keeps no snapshot).
 
 The interpolation error enters the reported bound through an *indicator*, not a
 rigorous term: with a finer interpolant of M' > M terms (by default every term the
@@ -12,51 +13,50 @@ EIM greedy computed), ``delta(mu) = ||(A_M'(mu) - A_M(mu)) u_N(mu)||_{V'}`` esti
 interpolant. (With M' = M + 1, the classical EIM indicator, effectivities between
 0.7 and 1.7 were measured on a reaction-diffusion test: not safe.) The reduced
 model then reports ``bound = (eps(mu) + delta(mu)) / beta_LB(mu)`` and
-``OnlineResult.interpolation_error = delta``.
+``OnlineResult.interpolation_error = delta``. The same holds for an interpolated
+right-hand side, ``||f_M'(mu) - f_M(mu)||_{V'}`` (:func:`rhs_indicator`), and for
+both together (:func:`interpolation_bound`). The indicators' online evaluation is in
+:mod:`certrb.online.nonaffine`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import scipy.linalg as sla
 from numpy.typing import NDArray
 
 from ..errors import ShapeError
+from ..online.nonaffine import (
+    InterpolatedCoefficients,
+    InterpolationBound,
+    InterpolationIndicator,
+    MagicEntries,
+    RhsIndicator,
+)
 from .affine import AffineFunctional, AffineOperator
-from .basis import qr_extend
+from .basis import orthonormalize
 from .matrix_eim import MatrixEIM
+from .problem import Problem
 
-__all__ = ["InterpolatedCoefficients", "InterpolationIndicator", "eim_functional", "eim_operator",
-           "interpolation_indicator"]
+__all__ = ["eim_functional", "eim_operator", "interpolation_bound", "interpolation_indicator", "magic_entries",
+           "rhs_indicator"]
 
 
-@dataclass(frozen=True, eq=False)
-class InterpolatedCoefficients:
-    """Coefficients ``beta(mus)`` (n_mu, terms) of the first ``terms`` terms of a matrix EIM.
+def magic_entries(eim: MatrixEIM) -> MagicEntries:
+    """The online part of a matrix or vector EIM: entry callable, magic entries, ``B`` and ``T`` (no snapshot).
 
-    The EIM is nested: its first ``terms`` terms form a valid interpolant with the
-    leading blocks of the triangular interpolation matrix and transform. Only the
-    magic entries of ``A(mu)`` are evaluated.
+    Raises
+    ------
+    ShapeError
+        If the EIM was trained on scalar parameters (``parameters`` of shape (m,)):
+        a problem's coefficients receive parameter rows (n_mu, P).
     """
+    if eim.parameters.ndim != 2:
+        raise ShapeError(f"the EIM must be trained on parameters of shape (n_train, P); got {eim.parameters.shape}")
+    return MagicEntries(eim.entry, eim.entries, eim.matrix, eim.transform)
 
-    eim: MatrixEIM
-    terms: int
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.terms <= self.eim.size:
-            raise ShapeError(f"terms must lie in [1, {self.eim.size}]; got {self.terms}")
-
-    def __call__(self, mus: NDArray[np.float64]) -> NDArray:
-        """Coefficients for a batch ``mus`` (n_mu, P), shape (n_mu, terms)."""
-        return self.from_values(self.eim.magic_values(mus))
-
-    def from_values(self, values: NDArray) -> NDArray:
-        """Coefficients (n_mu, terms) from magic-entry values (n_mu, m'), ``m' >= terms`` (the first are used)."""
-        m = self.terms
-        lam = sla.solve_triangular(self.eim.matrix[:m, :m], values[:, :m].T, lower=True, unit_diagonal=True)
-        return (self.eim.transform[:m, :m] @ lam).T
+def _terms(eim: MatrixEIM, terms: int | None) -> int:
+    return eim.size if terms is None else int(terms)
 
 
 def eim_operator(eim: MatrixEIM, terms: int | None = None) -> AffineOperator:
@@ -65,7 +65,8 @@ def eim_operator(eim: MatrixEIM, terms: int | None = None) -> AffineOperator:
     Parameters
     ----------
     eim : MatrixEIM
-        From :func:`certrb.matrix_eim` (sparse or dense square snapshots).
+        From :func:`certrb.matrix_eim` (sparse or dense square snapshots), trained on
+        parameters of shape (n_train, P).
     terms : int, optional
         M (default: all terms).
 
@@ -73,43 +74,36 @@ def eim_operator(eim: MatrixEIM, terms: int | None = None) -> AffineOperator:
     -------
     AffineOperator
     """
-    m = eim.size if terms is None else int(terms)
-    return AffineOperator(list(eim.matrices[:m]), InterpolatedCoefficients(eim, m))
+    m = _terms(eim, terms)
+    return AffineOperator(list(eim.matrices[:m]), InterpolatedCoefficients(magic_entries(eim), m))
 
 
 def eim_functional(eim: MatrixEIM, terms: int | None = None) -> AffineFunctional:
-    """The affine vector ``f_M(mu) = sum_{m < M} beta_m(mu) f(mu_m)`` of a vector EIM."""
-    m = eim.size if terms is None else int(terms)
-    return AffineFunctional([np.asarray(v) for v in eim.matrices[:m]], InterpolatedCoefficients(eim, m))
+    """The affine vector ``f_M(mu) = sum_{m < M} beta_m(mu) f(mu_m)`` of a vector EIM (as :func:`eim_operator`)."""
+    m = _terms(eim, terms)
+    return AffineFunctional([np.asarray(v) for v in eim.matrices[:m]], InterpolatedCoefficients(magic_entries(eim), m))
 
 
-@dataclass(frozen=True, eq=False)
-class InterpolationIndicator:
-    """Online data of the interpolation-error indicator (no n_h-sized array).
+def _coarse_and_fine(eim: MatrixEIM, terms: int, reference_terms: int | None
+                     ) -> tuple[InterpolatedCoefficients, InterpolatedCoefficients]:
+    """The M- and M'-term coefficients of ``eim``, sharing one :class:`MagicEntries`; checks M < M' <= size."""
+    fine = _terms(eim, reference_terms)
+    if not terms < fine <= eim.size:
+        raise ShapeError(f"the indicator needs an EIM with at least {terms + 1} terms and terms < reference_terms "
+                         f"<= {eim.size}; got terms={terms}, reference_terms={fine}")
+    magic = magic_entries(eim)
+    return InterpolatedCoefficients(magic, terms), InterpolatedCoefficients(magic, fine)
 
-    Attributes
-    ----------
-    coarse, fine : InterpolatedCoefficients
-        The M- and M'-term coefficient functions.
-    R : ndarray, shape (r, M' N)
-        Factor with ``X^{-1} [A(mu_l) v_i]_{i, l} = Psi R`` (basis-vector-major, then term).
-    """
 
-    coarse: InterpolatedCoefficients
-    fine: InterpolatedCoefficients
-    R: NDArray
-
-    def __call__(self, mus: NDArray[np.float64], c: NDArray) -> NDArray[np.float64]:
-        """``delta(mu)`` for coefficients ``c`` (n_mu, n), shape (n_mu,)."""
-        gamma = self.fine(mus)
-        gamma[:, : self.coarse.terms] -= self.coarse(mus)
-        x = (c[:, :, None] * gamma[:, None, :]).reshape(c.shape[0], -1)
-        y = x @ self.R[:, : x.shape[1]].T
-        return np.sqrt((y.conj() * y).real.sum(axis=1))
+def _riesz_factor(problem: Problem, g: NDArray) -> NDArray:
+    """``R`` (r, k) with ``X^{-1} g = Psi R``, ``Psi`` X-orthonormal, for columns ``g`` (n_h, k)."""
+    rho = np.asarray(problem.inner_product.riesz(g), dtype=g.dtype)
+    _, R, _ = orthonormalize(np.zeros((g.shape[0], 0), dtype=rho.dtype), rho, problem.inner_product, rtol=1e-14)
+    return R
 
 
 def interpolation_indicator(
-    problem, basis: NDArray, eim: MatrixEIM, terms: int, *, reference_terms: int | None = None
+    problem: Problem, basis: NDArray, eim: MatrixEIM, terms: int, *, reference_terms: int | None = None
 ) -> InterpolationIndicator:
     """Build the indicator for a problem whose operator is :func:`eim_operator` ``(eim, terms)``.
 
@@ -128,12 +122,43 @@ def interpolation_indicator(
     Returns
     -------
     InterpolationIndicator
+
+    Raises
+    ------
+    ShapeError
+        Unless ``terms < reference_terms <= eim.size``.
     """
-    fine = eim.size if reference_terms is None else int(reference_terms)
-    if not terms < fine <= eim.size:
-        raise ShapeError(f"the indicator needs an EIM with at least {terms + 1} terms and terms < reference_terms "
-                         f"<= {eim.size}; got terms={terms}, reference_terms={fine}")
-    g = np.stack([a @ basis for a in eim.matrices[:fine]], axis=2).reshape(basis.shape[0], -1)  # A_l v_i
-    rho = np.asarray(problem.inner_product.riesz(g), dtype=g.dtype)
-    _, R, _ = qr_extend(np.zeros((g.shape[0], 0), dtype=rho.dtype), rho, problem.inner_product, rtol=1e-14)
-    return InterpolationIndicator(InterpolatedCoefficients(eim, terms), InterpolatedCoefficients(eim, fine), R)
+    coarse, fine = _coarse_and_fine(eim, terms, reference_terms)
+    g = np.stack([a @ basis for a in eim.matrices[:fine.terms]], axis=2).reshape(basis.shape[0], -1)  # A_l v_i
+    return InterpolationIndicator(coarse, fine, _riesz_factor(problem, g))
+
+
+def rhs_indicator(problem: Problem, eim: MatrixEIM, terms: int, *,
+                  reference_terms: int | None = None) -> RhsIndicator:
+    """Build the indicator for a problem whose right-hand side is :func:`eim_functional` ``(eim, terms)``.
+
+    Parameters and errors as :func:`interpolation_indicator` (without a basis).
+    """
+    coarse, fine = _coarse_and_fine(eim, terms, reference_terms)
+    return RhsIndicator(coarse, fine, _riesz_factor(problem, np.column_stack(eim.matrices[:fine.terms])))
+
+
+def interpolation_bound(problem: Problem, basis: NDArray, operator_eim: MatrixEIM, operator_terms: int,
+                        rhs_eim: MatrixEIM, rhs_terms: int) -> InterpolationBound:
+    """Operator plus right-hand-side indicators, for a problem built from both interpolants (all terms as reference).
+
+    Parameters
+    ----------
+    problem : Problem
+        Operator :func:`eim_operator` ``(operator_eim, operator_terms)`` (possibly among
+        affine terms), right-hand side :func:`eim_functional` ``(rhs_eim, rhs_terms)``.
+    basis : ndarray, shape (n_h, N)
+    operator_eim, rhs_eim : MatrixEIM
+    operator_terms, rhs_terms : int
+
+    Returns
+    -------
+    InterpolationBound
+    """
+    return InterpolationBound(interpolation_indicator(problem, basis, operator_eim, operator_terms),
+                              rhs_indicator(problem, rhs_eim, rhs_terms))
