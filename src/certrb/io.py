@@ -16,10 +16,14 @@ Layout of a file (format ``"certrb-model"``, version 1)::
     /estimators/<key>/<array>                           ``Estimator.to_arrays()``
 
 Root attributes are fixed-length UTF-8 strings (``version`` is an integer), so
-h5py reads them back as ``bytes``. Callables are stored by import path ``"module:qualname"`` and re-imported on
-load. The checksum is the SHA-256 of every dataset (path, dtype, shape and
-bytes, in sorted path order) followed by every root attribute but the checksum
-itself (sorted by name).
+h5py reads them back as ``bytes``. Expression coefficients
+(:class:`certrb.online.expressions.ExpressionCoefficients`) are stored as text,
+``"expr:" + json.dumps({"names": [...], "texts": [...]})``, and parsed on load,
+which imports nothing; other callables are stored by import path ``"module:qualname"``
+and re-imported on load. A :class:`certrb.online.coefficients.Conjugated` wrapper of
+either is stored as ``"conj:"`` followed by its function's text. The checksum is
+the SHA-256 of every dataset (path, dtype, shape and bytes, in sorted path order)
+followed by every root attribute but the checksum itself (sorted by name).
 
 Models built with ``precision="extended"`` store ``A_N``, ``f_N``, the basis and
 the estimator data as numpy.longdouble / numpy.clongdouble, which HDF5 keeps
@@ -45,9 +49,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import ModelFileError
+from .errors import ExpressionError, ModelFileError
 from .online.coefficients import Conjugated
 from .online.estimators import ESTIMATOR_NAMES, EVALUATORS, Estimator
+from .online.expressions import ExpressionCoefficients
 from .online.model import ReducedModel, ReducedOutput
 from .online.parameters import ParameterSpace
 from .online.scm import SCMBound
@@ -59,7 +64,8 @@ FORMAT = "certrb-model"
 VERSION = 1
 
 _SCM_ARRAYS = ("box", "points", "values", "lower_values", "y", "history", "scaling")
-_CONJ = "conj:"  # prefix of the import path of a Conjugated coefficient function
+_CONJ = "conj:"  # prefix of a Conjugated coefficient function
+_EXPR = "expr:"  # prefix of expression coefficients, followed by a JSON object (so never an import path)
 _DUAL_DATA, _DUAL_ATTR = "output/dual/", "dual/"  # where a dual model is stored
 _HEADER = ("format", "version", "certrb_version", "datasets", "checksum")  # root-only attributes
 
@@ -115,7 +121,8 @@ def save(model: ReducedModel, path: str | os.PathLike[str], *, online_only: bool
     TypeError
         If ``model`` is not a ReducedModel.
     ValueError
-        If a coefficient or stability function cannot be re-imported by its
+        If a coefficient or stability function is neither expressions
+        (:class:`certrb.ExpressionCoefficients`) nor re-importable by its
         ``module:qualname`` path (a lambda, a nested function, a callable
         object), or an estimator is not one of certrb's.
     ImportError
@@ -160,8 +167,8 @@ def load(path: str | os.PathLike[str]) -> ReducedModel:
 
     Notes
     -----
-    Loading imports the modules named by the file's callables; load files from
-    trusted sources only.
+    Expression coefficients are parsed, not imported. Loading imports the modules
+    named by the file's other callables; load such files from trusted sources only.
 
     """
     h5py = _h5py()
@@ -188,13 +195,13 @@ def _encode(model: ReducedModel, online_only: bool) -> tuple[Datasets, Attrs]:
     attrs: Attrs = {"format": FORMAT, "version": VERSION, "certrb_version": _version(),
                     "parameter_names": json.dumps(list(space.names)),
                     "parameter_scale": json.dumps(list(space.scale)),
-                    "operator_coefficients": _import_path(model.operator_coefficients, "operator_coefficients"),
-                    "rhs_coefficients": _import_path(model.rhs_coefficients, "rhs_coefficients"),
+                    "operator_coefficients": _encode_function(model.operator_coefficients, "operator_coefficients"),
+                    "rhs_coefficients": _encode_function(model.rhs_coefficients, "rhs_coefficients"),
                     "default_estimator": model.default_estimator}
     if not online_only and model.basis is not None:
         data["basis"] = model.basis
     if model.output is not None:
-        attrs["output_coefficients"] = _import_path(model.output.coefficients, "output coefficients")
+        attrs["output_coefficients"] = _encode_function(model.output.coefficients, "output coefficients")
         data["output/l_N"] = model.output.l_N
         data["output/dual_gram"] = model.output.dual_gram
         if model.output.dual is not None:
@@ -218,12 +225,12 @@ def _encode_dual(output: ReducedOutput, online_only: bool, data: Datasets, attrs
 def _encode_stability(stability: Callable, data: Datasets, attrs: Attrs) -> None:
     if isinstance(stability, MinThetaBound):
         attrs["stability_kind"] = "min-theta"
-        attrs["stability"] = _import_path(stability.coefficients, "stability (MinThetaBound) coefficients")
+        attrs["stability"] = _encode_function(stability.coefficients, "stability (MinThetaBound) coefficients")
         data["stability/theta_ref"] = np.asarray(stability.theta_ref)
         data["stability/alpha_ref"] = np.asarray(stability.alpha_ref, dtype=np.float64)
     elif isinstance(stability, SCMBound):
         attrs["stability_kind"] = "scm"
-        attrs["stability"] = _import_path(stability.coefficients, "stability (SCM) coefficients")
+        attrs["stability"] = _encode_function(stability.coefficients, "stability (SCM) coefficients")
         attrs["scm"] = json.dumps({"kind": stability.kind, "n_terms": int(stability.n_terms),
                                    "imag_terms": bool(stability.imag_terms),
                                    "n_neighbors": int(stability.n_neighbors)})
@@ -231,7 +238,7 @@ def _encode_stability(stability: Callable, data: Datasets, attrs: Attrs) -> None
             data[f"stability/{key}"] = np.asarray(getattr(stability, key))
     else:
         attrs["stability_kind"] = "callable"
-        attrs["stability"] = _import_path(stability, "stability")
+        attrs["stability"] = _encode_function(stability, "stability")
 
 
 def _encode_estimators(estimators: Mapping[str, Estimator], data: Datasets) -> list[list[str]]:
@@ -254,13 +261,17 @@ def _native(value: NDArray, key: str) -> NDArray:
     return np.asarray(arr, dtype=arr.dtype.newbyteorder("="), order="C")
 
 
-def _import_path(func: Callable, what: str) -> str:
-    """``"module:qualname"`` of a module-level callable, checked to re-import to the same object.
-
-    A :class:`certrb.online.coefficients.Conjugated` wrapper is stored as ``"conj:" + path`` of its function.
-    """
+def _encode_function(func: Callable, what: str) -> str:
+    """Text of a coefficient or stability function: ``"conj:"`` prefixes, then an expression or an import path."""
     if isinstance(func, Conjugated):
-        return _CONJ + _import_path(func.func, what)
+        return _CONJ + _encode_function(func.func, what)
+    if isinstance(func, ExpressionCoefficients):
+        return _EXPR + json.dumps({"names": list(func.names), "texts": list(func.texts)})
+    return _import_path(func, what)
+
+
+def _import_path(func: Callable, what: str) -> str:
+    """``"module:qualname"`` of a module-level callable, checked to re-import to the same object."""
     hint = (f"define {what} as a module-level function (not a lambda, a nested function or a callable "
             f"object) so that it can be saved by import path")
     module = getattr(func, "__module__", None)
@@ -278,8 +289,6 @@ def _import_path(func: Callable, what: str) -> str:
 
 
 def _resolve(path: str) -> Any:
-    if path.startswith(_CONJ):
-        return Conjugated(_resolve(path[len(_CONJ):]))
     module, _, qualname = path.partition(":")
     obj = importlib.import_module(module)
     for part in qualname.split("."):
@@ -430,8 +439,40 @@ def _take(data: Datasets, key: str, name: str) -> NDArray:
         raise ModelFileError(f"{name}: missing dataset {key!r}") from None
 
 
-def _callable(attrs: Attrs, key: str, name: str) -> Callable:
-    path = _attr(attrs, key, name)
+def _callable(attrs: Attrs, key: str, name: str, names: tuple[str, ...]) -> Callable:
+    """The function stored under ``key``; expressions must be over the parameter ``names``."""
+    text = _attr(attrs, key, name)
+    n_conj = 0
+    while text.startswith(_CONJ):
+        text, n_conj = text[len(_CONJ):], n_conj + 1
+    func = _expression(text, key, name, names) if text.startswith(_EXPR + "{") else _imported(text, key, name)
+    for _ in range(n_conj):
+        func = Conjugated(func)
+    return func
+
+
+def _expression(text: str, key: str, name: str, names: tuple[str, ...]) -> ExpressionCoefficients:
+    """Parse ``"expr:" + JSON`` (nothing is imported or evaluated but the checked expressions)."""
+    try:
+        spec = json.loads(text[len(_EXPR):])
+    except ValueError as exc:
+        raise ModelFileError(f"{name}: malformed expressions in attribute {key!r}: {exc}") from None
+    if not isinstance(spec, dict) or sorted(spec) != ["names", "texts"]:
+        raise ModelFileError(f"{name}: malformed expressions in attribute {key!r}: expected an object with "
+                             f"'names' and 'texts'")
+    if not isinstance(spec["names"], list) or not isinstance(spec["texts"], list):
+        raise ModelFileError(f"{name}: malformed expressions in attribute {key!r}: 'names' and 'texts' must be lists")
+    try:
+        func = ExpressionCoefficients(spec["texts"], spec["names"])
+    except ExpressionError as exc:
+        raise ModelFileError(f"{name}: invalid expressions in attribute {key!r}: {exc}") from None
+    if func.names != names:
+        raise ModelFileError(f"{name}: the expressions in attribute {key!r} are over the parameters "
+                             f"{list(func.names)}; the file's parameter space has {list(names)}")
+    return func
+
+
+def _imported(path: str, key: str, name: str) -> Callable:
     try:
         func = _resolve(path)
     except Exception as exc:
@@ -454,27 +495,28 @@ def _decode(data: Datasets, attrs: Attrs, name: str) -> ReducedModel:
             dual = _decode({k[len(_DUAL_DATA):]: v for k, v in data.items() if k.startswith(_DUAL_DATA)},
                            {k[len(_DUAL_ATTR):]: v for k, v in attrs.items() if k.startswith(_DUAL_ATTR)}, name)
             dual_rhs, dual_operator = _take(data, "output/dual_rhs", name), _take(data, "output/dual_operator", name)
-        output = ReducedOutput(_callable(attrs, "output_coefficients", name), _take(data, "output/l_N", name),
-                               _take(data, "output/dual_gram", name), dual, dual_rhs, dual_operator)
+        output = ReducedOutput(_callable(attrs, "output_coefficients", name, space.names),
+                               _take(data, "output/l_N", name), _take(data, "output/dual_gram", name), dual,
+                               dual_rhs, dual_operator)
     estimators = {key: _decode_estimator(data, key, est_name, name)
                   for key, est_name in _json(attrs, "estimators", name)}
-    return ReducedModel(space, _callable(attrs, "operator_coefficients", name),
-                        _callable(attrs, "rhs_coefficients", name), _take(data, "A_N", name),
-                        _take(data, "f_N", name), _decode_stability(data, attrs, name), estimators,
+    return ReducedModel(space, _callable(attrs, "operator_coefficients", name, space.names),
+                        _callable(attrs, "rhs_coefficients", name, space.names), _take(data, "A_N", name),
+                        _take(data, "f_N", name), _decode_stability(data, attrs, name, space.names), estimators,
                         _attr(attrs, "default_estimator", name), output, data.get("basis"))
 
 
-def _decode_stability(data: Datasets, attrs: Attrs, name: str) -> Callable:
+def _decode_stability(data: Datasets, attrs: Attrs, name: str, names: tuple[str, ...]) -> Callable:
     kind = _attr(attrs, "stability_kind", name)
     if kind == "callable":
-        return _callable(attrs, "stability", name)
+        return _callable(attrs, "stability", name, names)
     if kind == "min-theta":
-        return MinThetaBound(_callable(attrs, "stability", name), _take(data, "stability/theta_ref", name),
+        return MinThetaBound(_callable(attrs, "stability", name, names), _take(data, "stability/theta_ref", name),
                              float(_take(data, "stability/alpha_ref", name)[()]))
     if kind == "scm":
         fields: dict[str, Any] = {key: _take(data, f"stability/{key}", name) for key in _SCM_ARRAYS}
         fields.update(_json(attrs, "scm", name))
-        return SCMBound.from_data(_callable(attrs, "stability", name), **fields)
+        return SCMBound.from_data(_callable(attrs, "stability", name, names), **fields)
     raise ModelFileError(f"{name}: unknown stability kind {kind!r}")
 
 

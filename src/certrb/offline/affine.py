@@ -39,8 +39,8 @@ class UnboundExpressions:
     def __call__(self, mus: NDArray[np.float64]) -> NDArray:
         """Refuse: the expressions have no parameter names to refer to yet."""
         raise TypeError(f"the coefficient expressions {list(self.texts)} are bound to the parameter names when "
-                        f"the Problem is built; build a certrb.Problem first, or pass "
-                        f"certrb.ExpressionCoefficients(texts, names)")
+                        f"the Problem is built; build a certrb.Problem first, call .bind(names) on the operator or "
+                        f"functional, or pass certrb.ExpressionCoefficients(texts, names)")
 
 
 def _coefficients(coefficients: Any, n_terms: int) -> Coefficients:
