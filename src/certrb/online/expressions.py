@@ -55,9 +55,8 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int]] = {
 }
 CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e)}
 
-_BINARY: dict[type, tuple[Callable[..., Any], str]] = {
-    ast.Add: (np.add, "+"), ast.Sub: (np.subtract, "-"), ast.Mult: (np.multiply, "*"),
-    ast.Div: (np.true_divide, "/"), ast.Pow: (np.power, "**"),
+_BINARY: dict[type, Callable[..., Any]] = {
+    ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide, ast.Pow: np.power,
 }
 _REFUSED = {  # friendly names of common node types outside the grammar
     "Attribute": "attribute access", "Subscript": "subscript", "Compare": "comparison",
@@ -198,8 +197,8 @@ class _Walker:
         if isinstance(node, ast.Name):
             return self.name(node)
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            func, _ = _BINARY[type(node.op)]
-            return ("apply", func, (self.walk(node.left, depth + 1), self.walk(node.right, depth + 1)))
+            operands = (self.walk(node.left, depth + 1), self.walk(node.right, depth + 1))
+            return ("apply", _BINARY[type(node.op)], operands)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd | ast.USub):
             operand = self.walk(node.operand, depth + 1)
             return operand if isinstance(node.op, ast.UAdd) else ("apply", np.negative, (operand,))
