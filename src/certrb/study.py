@@ -22,7 +22,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,9 +42,7 @@ from .online.evaluate import OnlineResult
 from .online.model import ReducedModel
 from .online.nonaffine import InterpolatedCoefficients
 from .online.parameters import ParameterSpace
-
-if TYPE_CHECKING:
-    from .problems.scattering3d import Scattering3D
+from .problems.scattering3d import Scattering3D, scattering3d
 
 __all__ = ["SCATTERING_ESTIMATORS", "SweepStep", "estimator_floor", "roundoff_study", "scattering_study",
            "sweep_estimators"]
@@ -626,8 +623,6 @@ def scattering_study(
     ParameterError, ResolutionError
         As :func:`certrb.problems.scattering3d.scattering3d`.
     """
-    from .problems.scattering3d import scattering3d
-
     progress = progress or _quiet
     t0 = time.perf_counter()
     progress("truth model (EIM, SCM)", 0, 1)

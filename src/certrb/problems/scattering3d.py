@@ -312,7 +312,3 @@ def scattering3d(
              op_eim.size - m_a, m_f, rhs_eim.size - m_f, len(scm.points))
     problem = Problem(operator, rhs, X, space, stability=scm)
     return Scattering3D(problem, int(level), entries, load, op_eim, rhs_eim, m_a, m_f, timings)
-
-
-# Transitional, until certrb.problems stops re-exporting it: the study lives in the face (certrb.study).
-from ..study import scattering_study as scattering_study  # noqa: E402
