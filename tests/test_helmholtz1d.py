@@ -43,8 +43,8 @@ def test_scm_lower_bound_is_below_the_inf_sup_constant(problem):
 
 def test_bound_holds_above_the_truth_floor(problem):
     train = problem.parameter_space.sample(200, rng=1)
-    model = certrb.weak_greedy(problem, train, tol=1e-12, max_basis=20,
-                               estimators=("orthonormal", "eim-stabilized", "expanded")).model
+    builder = certrb.OfflineBuilder(problem, ("orthonormal", "eim-stabilized", "expanded"))
+    model = certrb.weak_greedy(builder, train, tol=1e-12, max_basis=20).model
     mus = problem.parameter_space.sample(60, rng=2)
     f_norm = problem.inner_product.dual_norms(problem.rhs.assemble(mus).T)
     for n in range(1, model.n_basis + 1):

@@ -1,12 +1,10 @@
 """ReducedModel: Galerkin solves, bounds, outputs, nesting, input checks."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 import certrb
-from certrb.errors import ParameterError, ShapeError
+from certrb import ParameterError, ShapeError
 
 
 def test_galerkin_orthogonality(small_problem, small_greedy):
@@ -49,17 +47,17 @@ def test_output_and_output_bound(small_problem, small_greedy):
     assert np.all(np.abs(s_true - res.output) <= res.output_bound)
 
 
-def test_batched_equals_single(small_problem, small_greedy):
+def test_solve_and_evaluate_share_the_operators_solve(small_problem, small_greedy):
     model = small_greedy.model
-    mus = small_problem.parameter_space.sample(7, rng=4)
-    batch = model.evaluate(mus)
-    for i, mu in enumerate(mus):
-        one = model.evaluate(mu)
-        assert one.coefficients.shape == (1, model.n_basis)
-        assert np.allclose(one.coefficients[0], batch.coefficients[i], rtol=1e-13, atol=1e-15)
-        assert np.isclose(one.bound[0], batch.bound[i], rtol=1e-10)
-        assert np.isclose(one.output[0], batch.output[i], rtol=1e-12)
-        assert np.isclose(one.output_bound[0], batch.output_bound[i], rtol=1e-10)
+    mus = small_problem.parameter_space.sample(6, rng=7)
+    theta, phi = small_problem.operator.theta(mus), small_problem.rhs.theta(mus)
+    for n in (2, model.n_basis):
+        c, _ = model.operators.solve(theta, phi, n)
+        assert np.array_equal(model.solve(mus, n=n), c)
+        assert np.array_equal(model.evaluate(mus, n=n).coefficients, c)
+    # the nested sub-model is the Galerkin model of the first n basis vectors
+    sub = certrb.reduce(small_problem, model.basis[:, :3])
+    assert np.allclose(sub.solve(mus), model.solve(mus, n=3), rtol=1e-12, atol=1e-14)
 
 
 def test_reconstruct_nested(small_problem, small_greedy):
@@ -95,25 +93,3 @@ def test_online_only_model_cannot_reconstruct(small_problem, small_greedy):
     with pytest.raises(ShapeError, match="without its basis"):
         model.reconstruct(np.ones((1, model.n_basis)))
     assert model.evaluate([1.0, 2.0]).bound.shape == (1,)
-
-
-def test_extended_precision_operators_select_the_refined_solve(small_problem, small_greedy):
-    """A model whose reduced operators are stored in longdouble solves in extended precision."""
-    from certrb.extended import project_functional, project_operator
-
-    model = small_greedy.model
-    A_ext = project_operator(small_problem.operator.terms, model.basis)
-    f_ext = project_functional(small_problem.rhs.terms, model.basis)
-    ext = dataclasses.replace(model, A_N=A_ext, f_N=f_ext)
-    mus = small_problem.parameter_space.sample(5, rng=3)
-    for batch in (mus, mus[:1]):
-        c_ext = ext.solve(batch)
-        assert c_ext.dtype == np.longdouble
-        # the extended residual of the reduced system is far below double round-off
-        theta = small_problem.operator.theta(batch).astype(np.longdouble)
-        phi = small_problem.rhs.theta(batch).astype(np.longdouble)
-        A = np.einsum("mq,qij->mij", theta, A_ext)
-        r = phi @ f_ext - np.einsum("mij,mj->mi", A, c_ext)
-        assert np.max(np.abs(r)) < 1e-18 * np.max(np.abs(phi @ f_ext))
-        assert np.allclose(np.asarray(c_ext, dtype=float), model.solve(batch), rtol=1e-10, atol=1e-12)
-    assert ext.evaluate(mus).bound.shape == (5,)

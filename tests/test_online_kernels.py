@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 import certrb
-from certrb import online_kernels
-from certrb.estimators.orthonormal import OrthonormalEstimator
-from certrb.residual import residual_coefficients
+from certrb.online import kernels
+from certrb.online.residual import residual_coefficients
 
-kern = online_kernels.compiled()
+kern = kernels.compiled()
 needs_numba = pytest.mark.skipif(kern is None, reason="numba (extra 'fast') is not installed")
 
 
@@ -26,26 +25,26 @@ def spd_operators(q: int, n: int, seed: int) -> np.ndarray:
 
 def test_packed_symmetric_layout_and_nesting():
     A_N = spd_operators(3, 6, seed=0)
-    packed = online_kernels.packed_symmetric(A_N)
+    packed = kernels.packed_symmetric(A_N)
     assert packed.shape == (3, 21)
     assert packed.flags.c_contiguous
     for i in range(6):
         for j in range(i + 1):
             assert np.array_equal(packed[:, i * (i + 1) // 2 + j], 0.5 * (A_N[:, i, j] + A_N[:, j, i]))
     # the nested sub-model's packing is a prefix
-    assert np.array_equal(online_kernels.packed_symmetric(A_N[:, :4, :4]), packed[:, :10])
+    assert np.array_equal(kernels.packed_symmetric(A_N[:, :4, :4]), packed[:, :10])
 
 
 def test_packed_symmetric_refuses_complex_and_nonsymmetric():
     A_N = spd_operators(2, 5, seed=1)
-    assert online_kernels.packed_symmetric(A_N.astype(complex)) is None
+    assert kernels.packed_symmetric(A_N.astype(complex)) is None
     skew = A_N.copy()
     skew[1, 0, 4] += 1e-10 * np.abs(A_N[1]).max()
-    assert online_kernels.packed_symmetric(skew) is None
-    assert online_kernels.packed_symmetric(A_N.astype(np.longdouble)) is None
+    assert kernels.packed_symmetric(skew) is None
+    assert kernels.packed_symmetric(A_N.astype(np.longdouble)) is None
     nearly = A_N.copy()
     nearly[0, 0, 4] *= 1 + 1e-16  # a skew part at round-off level is still symmetric
-    assert online_kernels.packed_symmetric(nearly) is not None
+    assert kernels.packed_symmetric(nearly) is not None
 
 
 @needs_numba
@@ -55,7 +54,7 @@ def test_batch_solve_matches_lapack(n):
     rng = np.random.default_rng(n)
     theta = rng.uniform(0.1, 1.0, (300, 4))
     f = rng.standard_normal((300, n))
-    A = online_kernels.packed_symmetric(A_N).T @ theta.T
+    A = kernels.packed_symmetric(A_N).T @ theta.T
     rhs = f.T.copy()  # overwritten by the solutions
     ok = kern.cholesky_solve_batch(A, rhs)
     ref = np.linalg.solve(np.einsum("mq,qij->mij", theta, A_N), f[:, :, None])[:, :, 0]
@@ -68,7 +67,7 @@ def test_batch_solve_flags_indefinite_lanes_only():
     n = 5
     A_N = np.array([np.eye(n), np.diag([1.0, 1.0, -1.0, 1.0, 1.0])])
     theta = np.array([[1.0, 0.5], [1.0, 2.0], [1.0, 0.0]])  # the middle system is indefinite
-    A = online_kernels.packed_symmetric(A_N).T @ theta.T
+    A = kernels.packed_symmetric(A_N).T @ theta.T
     f = np.ones((n, 3))
     ok = kern.cholesky_solve_batch(A, f)
     assert ok.tolist() == [True, False, True]
@@ -79,16 +78,16 @@ def test_batch_solve_flags_indefinite_lanes_only():
 @needs_numba
 def test_compiled_kernels_equal_their_python_bodies():
     A_N = spd_operators(3, 6, seed=2)
-    packed = online_kernels.packed_symmetric(A_N)
+    packed = kernels.packed_symmetric(A_N)
     rng = np.random.default_rng(2)
     theta, phi = rng.uniform(0.1, 1, (8, 3)), rng.standard_normal((8, 2))
     f_N = rng.standard_normal((2, 6))
     A1, f1 = packed.T @ theta.T, f_N.T @ phi.T
     A2, f2 = A1.copy(), f1.copy()
-    assert np.array_equal(kern.cholesky_solve_batch(A1, f1), online_kernels.cholesky_solve_batch(A2, f2))
+    assert np.array_equal(kern.cholesky_solve_batch(A1, f1), kernels.cholesky_solve_batch(A2, f2))
     assert np.array_equal(f1, f2)  # same IEEE operations in the same order
     for a, b in zip(kern.cholesky_solve_one(packed, f_N, theta[0], phi[0], 4),
-                    online_kernels.cholesky_solve_one(packed, f_N, theta[0], phi[0], 4), strict=True):
+                    kernels.cholesky_solve_one(packed, f_N, theta[0], phi[0], 4), strict=True):
         assert np.array_equal(a, b)
 
 
@@ -96,7 +95,7 @@ def test_compiled_kernels_equal_their_python_bodies():
 @pytest.mark.parametrize("n", [1, 3, 6])
 def test_single_solve_and_residual_coefficients(n):
     A_N = spd_operators(3, 6, seed=3)
-    packed = online_kernels.packed_symmetric(A_N)
+    packed = kernels.packed_symmetric(A_N)
     rng = np.random.default_rng(3)
     theta, phi, f_N = rng.uniform(0.1, 1, 3), rng.standard_normal(2), rng.standard_normal((2, 6))
     c, x, ok = kern.cholesky_solve_one(packed, f_N, theta, phi, n)
@@ -109,7 +108,7 @@ def test_single_solve_and_residual_coefficients(n):
 @needs_numba
 def test_single_solve_reports_indefinite():
     A_N = np.array([np.eye(3), np.diag([1.0, -1.0, 1.0])])
-    _, _, ok = kern.cholesky_solve_one(online_kernels.packed_symmetric(A_N), np.ones((1, 3)),
+    _, _, ok = kern.cholesky_solve_one(kernels.packed_symmetric(A_N), np.ones((1, 3)),
                                        np.array([1.0, 2.0]), np.ones(1), 3)
     assert not ok
 
@@ -118,7 +117,8 @@ def test_single_solve_reports_indefinite():
 def test_orthonormal_norm_matches_the_estimator(small_greedy):
     est = small_greedy.model.estimators["orthonormal"]
     x = np.random.default_rng(4).standard_normal((1, est.R.shape[1] - 3))
-    eps, fp = kern.orthonormal_norm(est._RT, x[0], est.certificate.weights, est.certificate.eps_factor)
+    RT = np.ascontiguousarray(est.R.T)
+    eps, fp = kern.orthonormal_norm(RT, x[0], est.certificate.weights, est.certificate.eps_factor)
     assert np.isclose(eps, np.linalg.norm(est.R[:, : x.shape[1]] @ x[0]), rtol=1e-14)
     assert np.isclose(fp, est.certificate.delta(x, np.array([eps]))[0], rtol=1e-14)
 
@@ -126,7 +126,7 @@ def test_orthonormal_norm_matches_the_estimator(small_greedy):
 @pytest.fixture
 def numpy_only(monkeypatch):
     """Run ReducedModel without the compiled kernels (as without numba)."""
-    monkeypatch.setattr(online_kernels, "compiled", lambda: None)
+    monkeypatch.setattr(kernels, "compiled", lambda: None)
 
 
 def fresh(model: certrb.ReducedModel) -> certrb.ReducedModel:
@@ -134,17 +134,36 @@ def fresh(model: certrb.ReducedModel) -> certrb.ReducedModel:
     return dataclasses.replace(model)
 
 
+class CountingKernels:
+    """Stands in for ``kernels.compiled()``: the compiled kernels, recording the name of each call."""
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.calls = []
+
+    def __getattr__(self, name):
+        kernel = getattr(self.compiled, name)
+
+        def call(*args):
+            self.calls.append(name)
+            return kernel(*args)
+
+        return call
+
+
 @needs_numba
 @pytest.mark.parametrize("estimator", ["orthonormal", "expanded", "eim"])
 def test_model_kernels_agree_with_numpy_path(small_problem, small_greedy, estimator, monkeypatch):
+    spy = CountingKernels(kern)
+    monkeypatch.setattr(kernels, "compiled", lambda: spy)
     model = fresh(small_greedy.model)
-    assert model._kernels() is not None  # diffusion1d is symmetric: the compiled path is taken
-    mus = small_problem.parameter_space.sample(600, rng=5)  # more than one chunk
+    mus = small_problem.parameter_space.sample(600, rng=5)  # more than one block
     fast = model.evaluate(mus, estimator=estimator, n=5)
+    assert set(spy.calls) == {"cholesky_solve_batch"}  # diffusion1d is symmetric: the compiled path is taken
     fast_one = model.evaluate(mus[3], estimator=estimator)
-    monkeypatch.setattr(online_kernels, "compiled", lambda: None)
+    assert "cholesky_solve_one" in spy.calls
+    monkeypatch.setattr(kernels, "compiled", lambda: None)
     slow_model = fresh(small_greedy.model)
-    assert slow_model._kernels() is None
     slow = slow_model.evaluate(mus, estimator=estimator, n=5)
     slow_one = slow_model.evaluate(mus[3], estimator=estimator)
     for a, b in ((fast, slow), (fast_one, slow_one)):
@@ -156,26 +175,11 @@ def test_model_kernels_agree_with_numpy_path(small_problem, small_greedy, estima
 
 def test_numpy_path_without_kernels(small_problem, small_greedy, numpy_only):
     model = fresh(small_greedy.model)
-    assert model._kernels() is None
     mus = small_problem.parameter_space.sample(40, rng=6)
     err, _ = certrb.true_error(small_problem, model, mus)
     res = model.evaluate(mus)
     assert (res.bound >= err).all()
     assert res.rigorous
-
-
-@needs_numba
-def test_indefinite_parameter_falls_back_to_lu():
-    """A symmetric model whose reduced matrix is indefinite at some parameters still solves them."""
-    n = 4
-    space = certrb.ParameterSpace(["k"], [0.0], [3.0])
-    A_N = np.array([np.eye(n), -np.diag(np.arange(1.0, n + 1))])
-    f_N = np.ones((1, n))
-    model = certrb.ReducedModel(space, lambda m: np.column_stack([np.full(len(m), 10.0), m[:, 0]]),
-                                lambda m: np.ones((len(m), 1)), A_N, f_N, lambda m: np.ones(len(m)),
-                                {"orthonormal": OrthonormalEstimator(np.eye(1 + 2 * n))}, "orthonormal")
-    assert model._kernels() is not None
-    mus = np.array([[0.5], [2.9], [3.0]])  # 10 - 3 k < 0 for the last diagonal entry at k = 2.9 and 3
-    ref = 1.0 / (10.0 - mus * np.arange(1.0, n + 1))
-    assert np.allclose(model.solve(mus), ref, rtol=1e-14)
-    assert np.allclose(model.evaluate(mus[1]).coefficients, ref[1], rtol=1e-14)
+    A = np.einsum("mq,qij->mij", small_problem.operator.theta(mus), model.A_N)
+    ref = np.linalg.solve(A, (small_problem.rhs.theta(mus) @ model.f_N)[:, :, None])[:, :, 0]
+    assert np.allclose(res.coefficients, ref, rtol=1e-12, atol=1e-14 * np.abs(ref).max())  # LAPACK's LU

@@ -1,4 +1,7 @@
-"""ParallelMap / solve_snapshots: identical results on every backend, shipping, failures, inputs."""
+"""ParallelMap / solve_snapshots: identical results on every backend, shipping, failures, inputs.
+
+Tests that start a dask cluster (or kill its workers) are marked ``dask``.
+"""
 
 import os
 import signal
@@ -11,9 +14,7 @@ import numpy as np
 import pytest
 
 import certrb
-from certrb import parallel
-from certrb.errors import ParameterError
-from certrb.parallel import ParallelMap, solve_snapshots
+from certrb import ParallelMap, ParameterError, parallel, solve_snapshots
 from certrb.problems import diffusion1d, thermal_block
 
 UNPICKLED = 0  # worker-side count of Counted unpicklings
@@ -92,6 +93,7 @@ def dask_client():
         yield client
 
 
+@pytest.mark.dask
 def test_local_cluster_workers_keep_glibc_malloc_defaults(dask_client):
     def environ():
         return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OPENBLAS_NUM_THREADS")
@@ -103,7 +105,7 @@ def test_local_cluster_workers_keep_glibc_malloc_defaults(dask_client):
 
 
 @pytest.mark.parametrize("name", ["tb", "d1"])
-def test_backends_are_bit_identical(name, request, pool, dask_client):
+def test_serial_and_pool_snapshots_are_bit_identical(name, request, pool):
     problem = request.getfixturevalue(name)
     mus = problem.parameter_space.sample(10, rng=7)
     serial = solve_snapshots(problem, mus, parallel=ParallelMap(chunk_size=3))
@@ -111,34 +113,55 @@ def test_backends_are_bit_identical(name, request, pool, dask_client):
     assert np.array_equal(serial, problem.solve(mus))
     assert np.array_equal(solve_snapshots(problem, mus), serial)
     assert np.array_equal(solve_snapshots(problem, mus, parallel=pool), serial)
+
+
+@pytest.mark.dask
+@pytest.mark.parametrize("name", ["tb", "d1"])
+def test_dask_snapshots_are_bit_identical(name, request, dask_client):
+    problem = request.getfixturevalue(name)
+    mus = problem.parameter_space.sample(10, rng=7)
     with ParallelMap(client=dask_client, chunk_size=3) as pm:
-        assert np.array_equal(solve_snapshots(problem, mus, parallel=pm), serial)
+        assert np.array_equal(solve_snapshots(problem, mus, parallel=pm), problem.solve(mus))
 
 
 def greedy(problem, parallel_map=None, callback=None):
     train = problem.parameter_space.sample(60, rng=12)
-    return certrb.weak_greedy(problem, train, tol=1e-9, max_basis=8, parallel=parallel_map, callback=callback,
-                              certify=False)
+    return certrb.weak_greedy(certrb.OfflineBuilder(problem, certify=False), train, tol=1e-9, max_basis=8,
+                              parallel=parallel_map, callback=callback)
 
 
-def test_greedy_gives_the_same_model_on_every_backend(tb, dask_client):
-    serial = greedy(tb, ParallelMap(chunk_size=7))
-    assert serial.model.n_basis >= 4
-    ref_mus = np.array([s.mu for s in serial.history])
-    for pm in (ParallelMap(2, chunk_size=7), ParallelMap(client=dask_client, chunk_size=7)):
-        with pm:
-            other = greedy(tb, pm)
-        assert np.array_equal(np.array([s.mu for s in other.history]), ref_mus)
-        assert [s.max_bound for s in other.history] == [s.max_bound for s in serial.history]
-        assert np.array_equal(other.model.basis, serial.model.basis)
-        assert np.array_equal(other.model.A_N, serial.model.A_N)
+@pytest.fixture(scope="module")
+def serial_greedy(tb):
+    """The reference greedy: training sweeps in chunks of 7, in this process."""
+    result = greedy(tb, ParallelMap(chunk_size=7))
+    assert result.model.n_basis >= 4
+    return result
+
+
+def assert_same_greedy(other, serial):
+    assert np.array_equal(np.array([s.mu for s in other.history]), np.array([s.mu for s in serial.history]))
+    assert [s.max_bound for s in other.history] == [s.max_bound for s in serial.history]
+    assert np.array_equal(other.model.basis, serial.model.basis)
+    assert np.array_equal(other.model.A_N, serial.model.A_N)
+
+
+def test_greedy_gives_the_same_model_in_a_process_pool(tb, serial_greedy):
+    with ParallelMap(2, chunk_size=7) as pm:
+        assert_same_greedy(greedy(tb, pm), serial_greedy)
     # and the in-process sweep (no map) picks the same snapshots
     plain = greedy(tb)
-    assert np.array_equal(np.array([s.mu for s in plain.history]), ref_mus)
-    np.testing.assert_allclose([s.max_bound for s in plain.history], [s.max_bound for s in serial.history],
+    assert np.array_equal(np.array([s.mu for s in plain.history]), np.array([s.mu for s in serial_greedy.history]))
+    np.testing.assert_allclose([s.max_bound for s in plain.history], [s.max_bound for s in serial_greedy.history],
                                rtol=1e-10)
 
 
+@pytest.mark.dask
+def test_greedy_gives_the_same_model_on_dask(tb, serial_greedy, dask_client):
+    with ParallelMap(client=dask_client, chunk_size=7) as pm:
+        assert_same_greedy(greedy(tb, pm), serial_greedy)
+
+
+@pytest.mark.dask
 def test_greedy_survives_a_killed_dask_worker(tb):
     from distributed import Client
 
@@ -159,18 +182,28 @@ def test_greedy_survives_a_killed_dask_worker(tb):
     assert [s.max_bound for s in result.history] == [s.max_bound for s in serial.history]
 
 
+def scheduler_clients(client) -> set[str]:
+    """Ids of the clients connected to the scheduler of ``client``."""
+    return set(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.clients)))
+
+
+@pytest.mark.dask
 def test_scheduler_address_backend(tb, dask_client):
     mus = tb.parameter_space.sample(4, rng=8)
     address = dask_client.scheduler.address
+    before = scheduler_clients(dask_client)
     with ParallelMap(scheduler=address, chunk_size=2) as pm:
         assert pm.backend == "dask"
         assert np.array_equal(solve_snapshots(tb, mus, parallel=pm), tb.solve(mus))
-        own = pm._client
-    assert own.status == "closed"
+        assert len(scheduler_clients(dask_client) - before) == 1  # the map connected a client of its own
+    deadline = time.monotonic() + 10
+    while scheduler_clients(dask_client) != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scheduler_clients(dask_client) == before  # ... and closed it; the given client stays open
     assert dask_client.status == "running"
 
 
-@pytest.mark.parametrize("backend", ["pool", "dask"])
+@pytest.mark.parametrize("backend", ["pool", pytest.param("dask", marks=pytest.mark.dask)])
 def test_shared_is_unpickled_once_per_worker(backend, tb, request):
     if backend == "pool":
         pm = ParallelMap(2, chunk_size=1)
@@ -227,6 +260,7 @@ def test_pool_gives_up_after_retries(tb, tmp_path):
             pm.map(die_once_then_solve, shared, mus)
 
 
+@pytest.mark.dask
 def test_dask_map_survives_a_killed_worker(tb):
     mus = tb.parameter_space.sample(16, rng=11)
     from distributed import Client
@@ -246,7 +280,7 @@ def test_dask_map_survives_a_killed_worker(tb):
     assert np.array_equal(np.concatenate(parts), tb.solve(mus))
 
 
-@pytest.mark.parametrize("backend", ["serial", "pool", "dask"])
+@pytest.mark.parametrize("backend", ["serial", "pool", pytest.param("dask", marks=pytest.mark.dask)])
 def test_user_errors_propagate(backend, request):
     mus = np.ones((6, 2))
     mus[4] = -1.0
@@ -324,4 +358,8 @@ def test_serial_and_repr():
     assert ParallelMap().backend == ParallelMap(1).backend == "serial"
     assert ParallelMap(3).backend == "processes"
     assert repr(ParallelMap(3, chunk_size=4)) == "ParallelMap(workers=3, chunk_size=4)"
-    ParallelMap(3).close()  # nothing was started
+    idle = ParallelMap(3)
+    idle.close()  # nothing was started: a no-op, and closing twice too
+    idle.close()
+    assert idle.backend == "processes"
+    assert idle.map(chunk_sum, 2.0, np.zeros((0, 1))) == []  # an empty batch starts no pool

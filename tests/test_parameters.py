@@ -175,7 +175,7 @@ def test_grid_inside_box(log_space):
     g = log_space.grid(7)
     assert np.all(g >= log_space.lower)
     assert np.all(g <= log_space.upper)
-    log_space.validate(g)
+    np.testing.assert_array_equal(log_space.validate(g), g)
 
 
 # --- validate -----------------------------------------------------------------------------
@@ -205,7 +205,10 @@ def test_validate_empty_batch(space):
 
 
 def test_validate_boundary_included(space):
-    space.validate([space.lower, space.upper])
+    corners = np.array([space.lower, space.upper])
+    np.testing.assert_array_equal(space.validate(corners), corners)  # closed box: corners pass unchanged
+    with pytest.raises(ParameterError, match="outside"):
+        space.validate([np.nextafter(space.upper, np.inf)])
 
 
 @pytest.mark.parametrize(
@@ -307,5 +310,5 @@ def test_validate_rejects_any_out_of_box_entry(seed, dim, offset, above):
 def test_log_samples_inside_and_reproducible(seed, n):
     s = ParameterSpace(["a", "b"], [1e-6, 0.1], [1e6, 0.2], scale="log")
     mus = s.sample(n, rng=seed)
-    s.validate(mus)
+    np.testing.assert_array_equal(s.validate(mus), mus)
     np.testing.assert_array_equal(mus, s.sample(n, rng=seed))

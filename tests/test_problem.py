@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 from scipy.sparse.linalg import spsolve
 
-import certrb.problem
 from certrb import (
     AffineFunctional,
     AffineOperator,
@@ -179,14 +179,15 @@ def test_complex_rhs_coefficients_with_real_operator(mats, space1):
 
 @pytest.fixture
 def counting_splu(monkeypatch):
+    """Record every sparse LU factorization: (factorized matrix, permc_spec), in call order."""
     calls = []
-    original = certrb.problem.spla.splu
+    original = spla.splu
 
-    def wrapper(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
+    def wrapper(A, *args, **kwargs):
+        calls.append((sp.csc_matrix(A, copy=True), kwargs.get("permc_spec")))
+        return original(A, *args, **kwargs)
 
-    monkeypatch.setattr(certrb.problem.spla, "splu", wrapper)
+    monkeypatch.setattr(spla, "splu", wrapper)
     return calls
 
 
@@ -324,21 +325,36 @@ def test_complex_problem_from_conftest_is_consistent():
 # --- fill-reducing ordering shared with X ---------------------------------------------------
 
 
-def test_ordering_of_x_reused_when_patterns_fit(mats, space1):
+def _same_matrix(a, b) -> bool:
+    return a.shape == b.shape and abs(sp.csc_matrix(a) - sp.csc_matrix(b)).max() == 0
+
+
+def test_ordering_of_x_reused_when_patterns_fit(mats, space1, counting_splu):
     problem = _make(mats, space1)  # K and M are tridiagonal, like X = K
-    perm, _ = problem._ordered_operator()
-    np.testing.assert_array_equal(perm, problem.inner_product.ordering)
+    counting_splu.clear()  # the factorization of X
     mu = np.array([[3.0]])
+    u = problem.solve(mu)[0]
     A = problem.operator.assemble(problem.operator.theta(mu)[0])
+    p = problem.inner_product.ordering
+    # A(mu) is factorized in X's fill-reducing ordering, which is not recomputed
+    (factorized, permc_spec), = counting_splu
+    assert permc_spec == "NATURAL"
+    assert _same_matrix(factorized, sp.csr_matrix(A)[p][:, p])
+    assert not np.array_equal(p, np.arange(problem.size))  # a genuine reordering
     reference = spsolve(sp.csc_matrix(A), problem.rhs.assemble(mu)[0])
-    np.testing.assert_allclose(problem.solve(mu)[0], reference, rtol=1e-12)
+    np.testing.assert_allclose(u, reference, rtol=1e-12)
 
 
-def test_ordering_falls_back_when_x_pattern_is_smaller(mats, space1):
+def test_ordering_falls_back_when_x_pattern_is_smaller(mats, space1, counting_splu):
     K, M, F, _ = mats
     wide = sp.diags([np.full(K.shape[0] - 2, 1e-3)] * 2, [-2, 2], shape=K.shape)  # outside X's pattern
     problem = _make(mats, space1, operator=AffineOperator([K + wide, M], _theta2))
-    assert problem._ordered_operator() is None
+    counting_splu.clear()  # the factorization of X
     mu = np.array([[3.0]])
+    u = problem.solve(mu)[0]
     A = problem.operator.assemble(problem.operator.theta(mu)[0])
-    np.testing.assert_allclose(A @ problem.solve(mu)[0], F, rtol=1e-10, atol=1e-14)
+    # A(mu) is factorized as it is, with its own fill-reducing ordering
+    (factorized, permc_spec), = counting_splu
+    assert permc_spec != "NATURAL"
+    assert _same_matrix(factorized, A)
+    np.testing.assert_allclose(A @ u, F, rtol=1e-10, atol=1e-14)

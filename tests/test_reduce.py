@@ -5,13 +5,21 @@ import pytest
 import scipy.sparse as sp
 
 import certrb
-from certrb.errors import ShapeError
-from certrb.estimators.expanded import gram
-from certrb.reduce import OfflineBuilder
+from certrb import OfflineBuilder, ShapeError
+from certrb.offline.estimators.expanded import gram
+from certrb.online import kernels
+from certrb.online.precision import working_rtol
 
 
 def snapshots(problem, k, seed=0):
     return problem.solve(problem.parameter_space.sample(k, rng=seed)).T
+
+
+def projected_extended(problem, V):
+    """Reference ``V^T A_q V`` (Q_a, N, N) and ``V^T f_p`` (Q_f, N) accumulated in numpy.longdouble (real V)."""
+    Ve = V.astype(np.longdouble)
+    A = np.array([Ve.T @ (sp.csr_matrix(a).astype(np.longdouble) @ Ve) for a in problem.operator.terms])
+    return A, problem.rhs.terms.astype(np.longdouble) @ Ve
 
 
 def test_incremental_state_equals_from_scratch(small_problem):
@@ -60,6 +68,10 @@ def test_reduce_rejects_bad_bases(small_problem):
         certrb.reduce(small_problem, bad)
     with pytest.raises(TypeError):
         certrb.reduce("not a problem", U)
+    used = OfflineBuilder(small_problem)
+    used.add_snapshots(U[:, :1])
+    with pytest.raises(ShapeError, match="empty builder"):
+        certrb.reduce(used, U)
 
 
 def test_builder_rejects_snapshot_in_span(small_problem):
@@ -84,20 +96,6 @@ def test_builder_views_stay_valid_as_it_grows(small_problem):
     np.testing.assert_array_equal(b.R[:R_first.shape[0], :R_first.shape[1]], R_first)
 
 
-def test_builder_state_can_be_replaced(small_problem):
-    b = OfflineBuilder(small_problem, refine=0)
-    b.add_snapshots(snapshots(small_problem, 2, seed=5))
-    b.components = b.components.astype(np.longdouble)  # e.g. carried on in extended precision
-    b.riesz = small_problem.inner_product.riesz(b.components, refine=1)
-    b.gram = gram(b.riesz, small_problem.inner_product)
-    b.psi, b.R = b.psi[:, :0], b.R[:0, :0]
-    b.add_snapshots(snapshots(small_problem, 1, seed=6))
-    assert b.components.dtype == np.longdouble
-    assert b.riesz.shape == b.components.shape
-    assert b.gram.shape == (b.components.shape[1],) * 2  # extended by the new columns when read
-    assert np.allclose(np.asarray(b.psi @ b.R, dtype=float), np.asarray(b.riesz, dtype=float), atol=1e-12)
-
-
 # --- precision="extended" -------------------------------------------------------------------------------
 
 needs_long_double = pytest.mark.skipif(np.finfo(np.longdouble).eps >= 1e-17,
@@ -106,10 +104,8 @@ needs_long_double = pytest.mark.skipif(np.finfo(np.longdouble).eps >= 1e-17,
 
 @needs_long_double
 def test_extended_offline_state_is_longdouble_and_consistent(small_problem):
-    from certrb import extended
-
     b = OfflineBuilder(small_problem, precision="extended")
-    assert (b.refine, b.rtol) == (2, extended.working_rtol(np.longdouble))
+    assert (b.refine, b.rtol) == (2, working_rtol(np.longdouble))
     assert b.add_snapshots(small_problem.solve(small_problem.parameter_space.sample(5, rng=3), refine=2).T) == 5
     for name in ("basis", "components", "riesz", "psi", "R", "gram", "A_N", "f_N"):
         assert getattr(b, name).dtype == np.longdouble, name
@@ -120,21 +116,22 @@ def test_extended_offline_state_is_longdouble_and_consistent(small_problem):
     defect = np.abs(ip.gram(b.basis) - np.eye(5))
     assert float(np.max(defect - np.diag(np.diag(defect)))) < 1e3 * eps
     assert float(np.max(np.diag(defect))) < 1e-15
-    A_ext = extended.project_operator(small_problem.operator.terms, b.basis)
+    A_ext, f_ext = projected_extended(small_problem, b.basis)
     assert float(np.max(np.abs(b.A_N - A_ext) / np.max(np.abs(A_ext)))) < 1e3 * eps
-    f_ext = extended.project_functional(small_problem.rhs.terms, b.basis)
     assert float(np.max(np.abs(b.f_N - f_ext) / np.max(np.abs(f_ext)))) < 1e3 * eps
     assert float(np.max(np.abs(b.psi @ b.R - b.riesz)) / np.max(np.abs(b.riesz))) < 1e3 * eps
-    c, x = b.solve_reduced(small_problem.parameter_space.sample(3, rng=4), 5)
+    mus = small_problem.parameter_space.sample(3, rng=4)
+    c, x = b.operators().solve(small_problem.operator.theta(mus), small_problem.rhs.theta(mus), 5)
     assert c.dtype == x.dtype == np.longdouble
 
 
 @needs_long_double
 def test_extended_model_is_not_certified(small_problem):
     V = snapshots(small_problem, 4, seed=7)
-    model = certrb.reduce(small_problem, V, ("orthonormal", "expanded"), precision="extended")
+    model = certrb.reduce(OfflineBuilder(small_problem, ("orthonormal", "expanded"), precision="extended"), V)
     assert model.A_N.dtype == model.f_N.dtype == model.basis.dtype == np.longdouble
-    assert certrb.reduce(small_problem, model.basis, precision="extended").n_basis == 4  # re-orthonormalized
+    again = certrb.reduce(OfflineBuilder(small_problem, precision="extended"), model.basis)  # re-orthonormalized
+    assert again.n_basis == 4
     for name in ("orthonormal", "expanded"):
         res = model.evaluate(small_problem.parameter_space.sample(6, rng=8), estimator=name)
         assert res.coefficients.dtype == np.longdouble
@@ -147,21 +144,38 @@ def test_extended_model_is_not_certified(small_problem):
 def test_extended_refuses_estimators_without_extended_support(small_problem, name):
     V = snapshots(small_problem, 3, seed=9)
     with pytest.raises(certrb.EstimatorError, match="precision='extended'"):
-        certrb.reduce(small_problem, V, ("orthonormal", name), precision="extended")
+        OfflineBuilder(small_problem, ("orthonormal", name), precision="extended")
     b = OfflineBuilder(small_problem, precision="extended")
     b.add_snapshots(V)
     with pytest.raises(certrb.EstimatorError, match="precision='extended'"):
         b.estimator(name)
     with pytest.raises(certrb.EstimatorError, match="precision='extended'"):
-        b.model((name,))
+        b.model(estimators=(name,))
 
 
 @pytest.mark.parametrize("precision", ["single", "Extended", None])
 def test_precision_is_validated(small_problem, precision):
     with pytest.raises(ValueError, match="precision must be one of"):
         OfflineBuilder(small_problem, precision=precision)
-    with pytest.raises(ValueError, match="precision must be one of"):
+    # the deprecated keyword of reduce reaches the same check
+    with (pytest.warns(DeprecationWarning, match="precision"),
+          pytest.raises(ValueError, match="precision must be one of")):
         certrb.reduce(small_problem, snapshots(small_problem, 2), precision=precision)
+
+
+def test_builder_options_passed_to_reduce_are_deprecated(small_problem):
+    V = snapshots(small_problem, 3, seed=10)
+    train = small_problem.parameter_space.sample(30, rng=2)
+    new = certrb.reduce(OfflineBuilder(small_problem, ("orthonormal", "eim"), default="eim", rng=1), V, train=train)
+    with pytest.warns(DeprecationWarning, match="OfflineBuilder"):
+        old = certrb.reduce(small_problem, V, ("orthonormal", "eim"), default="eim", rng=1, train=train)
+    assert (old.default_estimator, sorted(old.estimators)) == ("eim", ["eim", "orthonormal"])
+    mus = small_problem.parameter_space.sample(5, rng=3)
+    assert np.array_equal(old.evaluate(mus).bound, new.evaluate(mus).bound)
+    with pytest.raises(TypeError, match="set them there"):
+        certrb.reduce(OfflineBuilder(small_problem), V, certify=False)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        certrb.reduce(small_problem, V, estimator="orthonormal")
 
 
 def test_symmetric_terms_give_exactly_symmetric_reduced_operators(small_problem, small_greedy):
@@ -181,13 +195,13 @@ def test_nonsymmetric_terms_are_left_alone(small_problem):
                                                                                                 m[:, 0]])),
                              small_problem.rhs, small_problem.inner_product.matrix,
                              certrb.ParameterSpace(["b"], [0.0], [1.0]), stability=lambda m: np.full(len(m), 0.5))
-    builder = OfflineBuilder(problem)
+    builder = OfflineBuilder(problem, certify=False)
     builder.add_snapshots(problem.solve(np.array([[0.2], [0.9]])).T)
     skew = builder.A_N[1] + builder.A_N[1].T  # V^T C V is skew-symmetric
     assert np.abs(builder.A_N[1]).max() > 1e-3
     assert np.abs(skew).max() < 1e-12
     assert not np.array_equal(builder.A_N[1], builder.A_N[1].T)
-    model = builder.model(certify=False)
-    assert model._kernels() is None  # not symmetric: LAPACK's LU path
+    model = builder.model()
+    assert kernels.packed_symmetric(model.A_N) is None  # not symmetric: no compiled Cholesky, LAPACK's LU path
     assert np.allclose(model.solve([0.5]), np.linalg.solve(builder.A_N[0] + 0.5 * builder.A_N[1],
                                                            builder.f_N[0]), rtol=1e-12)

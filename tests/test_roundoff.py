@@ -5,18 +5,11 @@ import pytest
 import scipy.sparse as sp
 
 import certrb
-from certrb.estimators.roundoff import (
-    UNIT,
-    FactorCertificate,
-    exact_components,
-    factor_certificate,
-    gamma,
-    product_extended,
-    riesz_defects,
-)
+from certrb.offline.estimators.orthonormal import extend_factor
+from certrb.offline.estimators.roundoff import exact_components, factor_certificate, product_extended, riesz_defects
+from certrb.online.estimators.roundoff import UNIT, FactorCertificate, gamma
 from certrb.problems import diffusion1d
 from certrb.problems.helmholtz1d import helmholtz1d
-from certrb.truth import true_error
 
 
 def test_gamma_matches_its_definition_and_refuses_huge_n():
@@ -60,7 +53,7 @@ def test_certificate_bounds_the_error_of_a_perturbed_factorization(spd):
     """With a deliberately damaged factor the certified norm still bounds the exact one."""
     X, g = spd
     z = np.asarray(X.riesz(g, refine=2), dtype=float)
-    psi, R = certrb.estimators.orthonormal.extend_factor(np.zeros((40, 0)), np.zeros((0, 0)), z, X)
+    psi, R = extend_factor(np.zeros((40, 0)), np.zeros((0, 0)), z, X)
     R_bad = R.copy()
     R_bad[0, 1] += 1e-7  # a visible factorization defect
     cert = factor_certificate(X, g.astype(np.longdouble), z, psi, R_bad)
@@ -84,9 +77,9 @@ def test_certificate_bounds_the_error_of_a_perturbed_factorization(spd):
 def test_certificate_round_trips_through_arrays(spd):
     X, g = spd
     z = np.asarray(X.riesz(g, refine=2), dtype=float)
-    psi, R = certrb.estimators.orthonormal.extend_factor(np.zeros((40, 0)), np.zeros((0, 0)), z, X)
+    psi, R = extend_factor(np.zeros((40, 0)), np.zeros((0, 0)), z, X)
     cert = factor_certificate(X, g.astype(np.longdouble), z, psi, R)
-    back = FactorCertificate.from_arrays(cert.arrays("c_"), "c_")
+    back = FactorCertificate.from_arrays(cert.to_arrays("c_"), "c_")
     x = np.random.default_rng(2).standard_normal((5, 6))
     eps = np.ones(5)
     assert np.array_equal(back.delta(x, eps), cert.delta(x, eps))
@@ -107,8 +100,8 @@ def deep():
     """A 1D diffusion model greedily driven to machine precision, all certified estimators attached."""
     problem = diffusion1d(400)
     train = problem.parameter_space.sample(300, rng=11)
-    model = certrb.weak_greedy(problem, train, tol=1e-15, max_basis=28,
-                               estimators=("orthonormal", "eim", "eim-stabilized", "expanded")).model
+    builder = certrb.OfflineBuilder(problem, ("orthonormal", "eim", "eim-stabilized", "expanded"))
+    model = certrb.weak_greedy(builder, train, tol=1e-15, max_basis=28).model
     return problem, model
 
 
@@ -120,7 +113,7 @@ def test_certified_bound_never_below_true_error_at_any_n(deep, name):
     lowest = np.inf
     for n in range(1, model.n_basis + 1):
         res = model.evaluate(mus, estimator=name, n=n)
-        err, norm = true_error(problem, model, mus, n=n)
+        err, norm = certrb.true_error(problem, model, mus, n=n)
         assert res.rigorous
         assert np.all(res.bound >= err), (n, np.min(res.bound / err))
         assert np.all(res.bound >= res.estimate)
@@ -138,7 +131,7 @@ def test_certified_expanded_bound_holds_and_shows_its_sqrt_eps_floor(deep):
     f_norm = problem.inner_product.dual_norms(problem.rhs.assemble(mus).T)
     for n in (5, 15, model.n_basis):
         res = model.evaluate(mus, estimator="expanded", n=n)
-        err, _ = true_error(problem, model, mus, n=n)
+        err, _ = certrb.true_error(problem, model, mus, n=n)
         assert res.rigorous
         assert np.all(res.bound >= err)
     # at the finest basis the residual is ~1e-12 ||f|| but the certified residual bound cannot go below ~1e-8
@@ -150,7 +143,8 @@ def test_certified_expanded_bound_holds_and_shows_its_sqrt_eps_floor(deep):
 def test_uncertified_estimators_are_flagged_and_unchanged(deep):
     problem, model = deep
     mus = problem.parameter_space.sample(10, rng=13)
-    reduced = certrb.reduce(problem, model.basis, ("point-basis",), train=problem.parameter_space.sample(50, rng=1))
+    reduced = certrb.reduce(certrb.OfflineBuilder(problem, "point-basis"), model.basis,
+                            train=problem.parameter_space.sample(50, rng=1))
     res = reduced.evaluate(mus, estimator="point-basis")
     assert np.all(np.isnan(res.roundoff))
     assert not res.rigorous
@@ -161,12 +155,13 @@ def test_uncertified_estimators_are_flagged_and_unchanged(deep):
 def test_complex_noncoercive_model_is_certified():
     problem = helmholtz1d(120, (1.0, 6.0), scm_train=60)
     train = problem.parameter_space.sample(60, rng=1)
-    model = certrb.weak_greedy(problem, train, tol=1e-13, max_basis=25, estimators=("orthonormal", "eim")).model
+    model = certrb.weak_greedy(certrb.OfflineBuilder(problem, ("orthonormal", "eim")), train, tol=1e-13,
+                               max_basis=25).model
     mus = problem.parameter_space.sample(30, rng=2)
     for name in ("orthonormal", "eim"):
         for n in (model.n_basis // 2, model.n_basis):
             res = model.evaluate(mus, estimator=name, n=n)
-            err, _ = true_error(problem, model, mus, n=n)
+            err, _ = certrb.true_error(problem, model, mus, n=n)
             assert res.rigorous
             assert np.all(res.bound >= err)
 
@@ -205,8 +200,8 @@ def test_split_product_matches_extended_precision(sparse):
 
 
 def test_certification_can_be_skipped(small_problem, small_greedy):
-    model = certrb.reduce(small_problem, small_greedy.model.basis, ("orthonormal", "eim", "expanded"),
-                          train=small_problem.parameter_space.sample(40, rng=1), certify=False)
+    builder = certrb.OfflineBuilder(small_problem, ("orthonormal", "eim", "expanded"), certify=False)
+    model = certrb.reduce(builder, small_greedy.model.basis, train=small_problem.parameter_space.sample(40, rng=1))
     mus = small_problem.parameter_space.sample(6, rng=2)
     for name in ("orthonormal", "eim", "expanded"):
         res = model.evaluate(mus, estimator=name)

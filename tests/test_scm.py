@@ -21,8 +21,8 @@ from certrb import (
     ShapeError,
     StabilityError,
 )
+from certrb.online.scm import infsup_coefficients
 from certrb.problems import diffusion1d
-from certrb.scm import infsup_coefficients
 from conftest import make_complex_problem, p1_matrices
 
 N_TEST = 500
@@ -233,7 +233,7 @@ def test_scm_as_problem_stability(d60, d60_scm, d60_test):
 def test_scm_in_reduced_model(d60, d60_scm):
     problem = Problem(d60.operator, d60.rhs, d60.inner_product, d60.parameter_space, stability=d60_scm)
     train = d60.parameter_space.sample(40, rng=4)
-    result = certrb.weak_greedy(problem, train, tol=1e-6, max_basis=5, estimator="orthonormal")
+    result = certrb.weak_greedy(certrb.OfflineBuilder(problem, "orthonormal"), train, tol=1e-6, max_basis=5)
     mus = d60.parameter_space.sample(5, rng=6)
     out = result.model.evaluate(mus)
     np.testing.assert_allclose(out.stability, d60_scm(mus))

@@ -8,8 +8,9 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from certrb import AffineFunctional, AffineOperator, MinTheta, ParameterSpace, Problem, StabilityError
+from certrb.offline.stability import coercivity_constant
+from certrb.online.stability import MinThetaBound
 from certrb.problems import diffusion1d
-from certrb.stability import MinThetaBound, coercivity_constant
 from conftest import complex_phi, complex_theta, p1_matrices
 
 

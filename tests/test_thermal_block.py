@@ -5,9 +5,9 @@ import pytest
 import scipy.sparse as sp
 
 import certrb
+from certrb.offline.stability import coercivity_constant
 from certrb.problems import thermal_block
 from certrb.problems.thermal_block import block_index, cross_mesh, interior_points
-from certrb.stability import coercivity_constant
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_invalid_arguments(kwargs, exc, match):
 def test_weak_greedy_reaches_relative_tolerance(tb20):
     space = tb20.parameter_space
     train = space.sample(200, rng=5)
-    res = certrb.weak_greedy(tb20, train, tol=1e-6, max_basis=60, estimator="orthonormal")
+    res = certrb.weak_greedy(certrb.OfflineBuilder(tb20, "orthonormal"), train, tol=1e-6, max_basis=60)
     assert res.reason == "tolerance"
     assert res.history[-1].max_bound <= 1e-6
     test = space.sample(10, rng=6)

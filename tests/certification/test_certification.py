@@ -60,8 +60,8 @@ def certification(name: str, slow: bool, /) -> tuple[certrb.GreedyResult, Certif
     case = (SLOW if slow else CI)[name]
     problem = case.build()
     space = problem.parameter_space
-    greedy = certrb.weak_greedy(problem, space.sample(case.n_train, rng=1), tol=0.0, max_basis=case.max_basis,
-                                estimators=ESTIMATORS, rng=0)
+    builder = certrb.OfflineBuilder(problem, ESTIMATORS, rng=0)
+    greedy = certrb.weak_greedy(builder, space.sample(case.n_train, rng=1), tol=0.0, max_basis=case.max_basis)
     cert = certify(problem, greedy.model, space.sample(case.n_mu, rng=2), estimators=ESTIMATORS)
     print(f"\n{name} (n_h = {problem.size}, greedy stopped: {greedy.reason})\n{format_table(cert)}")
     return greedy, cert
