@@ -126,8 +126,6 @@ def test_one_complex_parameter_equals_the_batched_evaluation(complex_problem):
 
 
 @pytest.mark.skipif(np.finfo(np.longdouble).eps >= 1e-17, reason="numpy.longdouble is not wider than float64 here")
-@pytest.mark.xfail(strict=True, reason="the one-parameter path also takes longdouble coefficients and rounds the "
-                                        "bounds of an extended-precision model to float64")
 def test_one_parameter_of_an_extended_model_stays_extended(small_problem):
     V = small_problem.solve(small_problem.parameter_space.sample(4, rng=9)).T
     model = certrb.reduce(certrb.OfflineBuilder(small_problem, precision="extended"), V)

@@ -145,8 +145,6 @@ def test_complex_operators_take_the_lu_path(complex_problem, counting):
     assert not counting.calls
 
 
-@pytest.mark.xfail(strict=True, reason="the one-parameter LU path picks LAPACK gesv by A's dtype alone and "
-                                        "drops the imaginary part of a complex right-hand side")
 def test_real_operators_with_complex_rhs_coefficients():
     A_N = np.array([np.eye(3), np.diag([1.0, 2.0, 3.0])])
     A_N[0, 0, 1] = 0.3  # not symmetric

@@ -134,7 +134,7 @@ def _evaluate_block(model: ReducedModel, m: NDArray[np.float64], n: int, est: Es
     if beta is None:
         from_theta = getattr(model.stability, "from_theta", None)  # min-theta reuses the coefficients
         beta = check_stability(from_theta(theta) if from_theta is not None else model.stability(m), m.shape[0])
-    if model.interpolation is None and c.shape[0] == 1 and c.dtype.kind == "f":
+    if model.interpolation is None and c.shape[0] == 1 and c.dtype == np.float64:
         return _evaluate_one(model, m, theta, phi, c, eps, fp, beta, est.name, output)
     delta = None if model.interpolation is None else model.interpolation(m, c)
     plain = eps if delta is None else eps + delta

@@ -131,7 +131,8 @@ def _cholesky(packed: NDArray[np.float64], f_N: NDArray, theta: NDArray, phi: ND
 def _lu(A: NDArray, f: NDArray) -> NDArray:
     """LU solves of ``A`` (n_mu, n, n) with right-hand sides ``f`` (n_mu, n); one parameter straight to ``gesv``."""
     if A.shape[0] == 1:
-        gesv = _GESV.get(A.dtype.char) or _GESV.setdefault(A.dtype.char, get_lapack_funcs("gesv", (A,)))
+        key = np.result_type(A, f).char  # a complex right-hand side of a real matrix needs the complex gesv
+        gesv = _GESV.get(key) or _GESV.setdefault(key, get_lapack_funcs("gesv", (A, f)))
         *_, sol, info = gesv(A[0], f[0])
         if info != 0:
             raise np.linalg.LinAlgError("a reduced system is singular (is the problem stable here?)")
