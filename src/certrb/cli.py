@@ -9,13 +9,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from .online.evaluate import OnlineResult
 
 app = typer.Typer(help="Certified reduced basis models with round-off-robust error bounds.", no_args_is_help=True)
 reproduce_app = typer.Typer(help="Reproduce the method's studies.", no_args_is_help=True)
@@ -159,6 +162,8 @@ def reproduce_scattering3d(
     scm_train: Annotated[int, typer.Option(help="Wavenumbers (uniform grid) of the inf-sup SCM.")] = 201,
     seed: _Seed = 0,
     out: _Out = Path("results"),
+    save: Annotated[Path | None, typer.Option(help="Also save the final reduced model (N_max, default estimator) "
+                                              "to this HDF5 file, relative to --out.")] = None,
     verbose: _Verbose = False,
 ) -> None:
     """3D acoustic scattering by the unit sphere (BEM, matrix EIM in k, inf-sup SCM), validated against Mie."""
@@ -170,15 +175,18 @@ def reproduce_scattering3d(
         check_wavenumber_range(level, (k_min, k_max))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--k-min/--k-max/--level") from exc
+    model_path = None if save is None else out / save
+    if model_path is not None:
+        model_path.parent.mkdir(parents=True, exist_ok=True)
     with _progress_bars(verbose) as progress:
         results = scattering_study(level, (k_min, k_max), n_train=train, n_test=test, max_basis=max_basis,
                                    seed=seed, max_points=max_points, progress=progress,
-                                   model_options={"eim_train": eim_train, "scm_train": scm_train})
+                                   model_options={"eim_train": eim_train, "scm_train": scm_train}, save=model_path)
     json_path, png_path = out / "scattering3d.json", out / "scattering3d.png"
     write_json_atomic(results, json_path)
     plot_scattering_study(results, png_path, title=f"scattering3d, level {level}, n_h = {results['problem']['n_h']}")
     console.print(_scattering_table(results))
-    console.print(f"wrote {json_path} and {png_path}")
+    console.print(f"wrote {json_path} and {png_path}" + ("" if model_path is None else f" and {model_path}"))
 
 
 @app.command()
@@ -205,6 +213,7 @@ def evaluate(
     mu: Annotated[list[str], typer.Option(help="A parameter as comma-separated values; repeat for a batch.")],
     estimator: Annotated[str | None, typer.Option(help="Estimator name (default: the model's).")] = None,
     n: Annotated[int | None, typer.Option(help="Nested sub-model size.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every result at full precision as JSON.")] = False,
 ) -> None:
     """Evaluate a saved model: reduced solution norm, residual norm and error bound."""
     from .io import load
@@ -215,6 +224,9 @@ def evaluate(
     except ValueError as exc:
         raise typer.BadParameter(f"--mu must be comma-separated numbers: {exc}") from exc
     res = rom.evaluate(mus, estimator=estimator, n=n)
+    if as_json:
+        typer.echo(json.dumps(_result_record(mus, res)))
+        return
     kind = "round-off certified" if res.rigorous else "estimate, not round-off certified"
     table = Table(title=f"{res.estimator}, N = {res.n}, bound: {kind}")
     for col in ("mu", "||u_N||", "residual norm", "bound", "relative bound"):
@@ -223,6 +235,21 @@ def evaluate(
         table.add_row(", ".join(f"{v:g}" for v in m), f"{np.linalg.norm(res.coefficients[i]):.6e}",
                       f"{res.residual_norm[i]:.3e}", f"{res.bound[i]:.3e}", f"{res.relative_bound[i]:.3e}")
     console.print(table)
+
+
+def _result_record(mus: np.ndarray, res: OnlineResult) -> dict:
+    """An evaluation as JSON-ready lists (floats round-trip exactly; complex values as [real, imag] pairs)."""
+
+    def listed(arr: np.ndarray | None) -> list | None:
+        if arr is None:
+            return None
+        arr = np.asarray(arr)
+        return np.stack([arr.real, arr.imag], axis=-1).tolist() if np.iscomplexobj(arr) else arr.tolist()
+
+    record = {name: listed(getattr(res, name)) for name in ("coefficients", "residual_norm", "stability", "bound",
+                                                            "relative_bound", "output", "output_bound",
+                                                            "interpolation_error", "roundoff", "estimate")}
+    return {"mu": mus.tolist(), "estimator": res.estimator, "n": res.n, "rigorous": bool(res.rigorous), **record}
 
 
 def main() -> None:  # pragma: no cover - console entry point

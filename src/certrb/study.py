@@ -19,6 +19,7 @@ The results are JSON-ready dicts (schemas in each function).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ from numpy.typing import NDArray
 
 from .bem import mean_edge_length, mie_neumann_trace, triangle_areas
 from .errors import EstimatorError
+from .io import save as save_model
 from .offline.builder import OfflineBuilder
 from .offline.greedy import GreedyResult, weak_greedy
 from .offline.matrix_eim import MatrixEIM
@@ -565,6 +567,7 @@ def scattering_study(
     exact_inf_sup: bool | None = None,
     model_options: dict | None = None,
     progress: Progress | None = None,
+    save: str | os.PathLike[str] | None = None,
 ) -> dict:
     """Run the reduced scattering study and return a JSON-ready dict.
 
@@ -603,6 +606,9 @@ def scattering_study(
         Keyword arguments of :func:`certrb.problems.scattering3d.scattering3d`.
     progress : callable, optional
         ``progress(stage, done, total)``.
+    save : path, optional
+        Model file (:func:`certrb.save`) of the final reduced model: N_max, the greedy's
+        certified ``orthonormal`` estimator, the interpolation indicator, the SCM bound.
 
     Returns
     -------
@@ -645,6 +651,8 @@ def scattering_study(
     sweep = _scattering_sweep(model, basis, test, truths, estimators, train[:200], seed, max_points, progress)
     t4 = time.perf_counter()
     rom = replace(greedy.model, interpolation=model.interpolation_bound(basis))
+    if save is not None:
+        save_model(rom, save)
     i_star = int(np.argmin(np.abs(test[:, 0] - space.lower[0] / 2 - space.upper[0] / 2)))  # nearest the middle
     result = _scattering_summary(model, test, truths, sweep, greedy)
     result["train_wavenumbers"] = train[:, 0].tolist()

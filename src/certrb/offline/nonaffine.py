@@ -44,6 +44,11 @@ __all__ = ["eim_functional", "eim_operator", "interpolation_bound", "interpolati
 def magic_entries(eim: MatrixEIM) -> MagicEntries:
     """The online part of a matrix or vector EIM: entry callable, magic entries, ``B`` and ``T`` (no snapshot).
 
+    An entry callable with a method ``restricted(*index)`` (as the boundary-element
+    evaluators of :mod:`certrb.problems.scattering3d`) is replaced by its restriction to
+    the magic entries ``index``: the same values, from the data those entries need only
+    (a data evaluator of :data:`certrb.online.nonaffine.ENTRIES` is stored in a model file).
+
     Raises
     ------
     ShapeError
@@ -52,7 +57,9 @@ def magic_entries(eim: MatrixEIM) -> MagicEntries:
     """
     if eim.parameters.ndim != 2:
         raise ShapeError(f"the EIM must be trained on parameters of shape (n_train, P); got {eim.parameters.shape}")
-    return MagicEntries(eim.entry, eim.entries, eim.matrix, eim.transform)
+    restricted = getattr(eim.entry, "restricted", None)
+    entry = eim.entry if restricted is None else restricted(*eim.entries.T)
+    return MagicEntries(entry, eim.entries, eim.matrix, eim.transform)
 
 
 def _terms(eim: MatrixEIM, terms: int | None) -> int:

@@ -12,21 +12,36 @@ operator, ``||(A_M'(mu) - A_M(mu)) u_N(mu)||_{V'}``, :class:`RhsIndicator` for t
 right-hand side, ``||f_M'(mu) - f_M(mu)||_{V'}``, and :class:`InterpolationBound`
 for both (the ``interpolation`` of a :class:`~certrb.online.model.ReducedModel`).
 Their builders are in :mod:`certrb.offline.nonaffine`.
+
+Each is plain data: ``to_arrays()`` gives flat numeric arrays (nested objects under
+key prefixes) and the classmethod ``from_arrays`` checks and rebuilds them bit for
+bit. :data:`RECORDS` names the classes a model file stores this way, and
+:data:`ENTRIES` the entry evaluators a stored :class:`MagicEntries` may hold (data
+classes such as :class:`certrb.bem.entries.CombinedFieldBlock`, never a user's
+callable): loading a model runs no code named by the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.linalg as sla
 from numpy.typing import ArrayLike, NDArray
 
+from ..bem.entries import CombinedFieldBlock, PlaneWaveBlock
 from ..errors import ShapeError
 
-__all__ = ["InterpolatedCoefficients", "InterpolationBound", "InterpolationIndicator", "MagicEntries",
-           "RhsIndicator", "coefficient_gap"]
+__all__ = ["ENTRIES", "RECORDS", "InterpolatedCoefficients", "InterpolationBound", "InterpolationIndicator",
+           "MagicEntries", "RhsIndicator", "coefficient_gap"]
+
+ENTRIES: dict[str, Any] = {cls.kind: cls for cls in (CombinedFieldBlock, PlaneWaveBlock)}
+"""Entry evaluators a stored :class:`MagicEntries` may hold: kind -> data class with ``to_arrays(prefix)``,
+classmethod ``from_arrays(arrays, prefix)`` and ``check_index(*index)``."""
+
+_ENTRY = "entry/"  # key prefix of the entry evaluator's arrays, followed by its kind and "/"
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,10 +61,58 @@ class MagicEntries:
         Upper triangular ``T`` of the Newton basis.
     """
 
+    kind: ClassVar[str] = "magic-entries"
     entry: Callable[..., ArrayLike]
     entries: NDArray[np.intp]
     matrix: NDArray
     transform: NDArray
+
+    def to_arrays(self, prefix: str = "") -> dict[str, NDArray]:
+        """``entries``, ``matrix``, ``transform`` and the entry evaluator's arrays under ``entry/<kind>/``.
+
+        Raises
+        ------
+        TypeError
+            If ``entry`` is not one of the data evaluators of :data:`ENTRIES` (a callable
+            is code, not data: it cannot be stored).
+        """
+        entry: Any = self.entry
+        kind = str(getattr(type(entry), "kind", ""))
+        if ENTRIES.get(kind) is not type(entry):
+            raise TypeError(f"the entry evaluator of these magic entries is a {type(entry).__name__}, not one "
+                            f"of the data evaluators {sorted(ENTRIES)}: a callable cannot be stored as data")
+        return {prefix + "entries": self.entries.astype(np.int64), prefix + "matrix": self.matrix,
+                prefix + "transform": self.transform, **entry.to_arrays(f"{prefix}{_ENTRY}{kind}/")}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, NDArray], prefix: str = "") -> MagicEntries:
+        """Rebuild from :meth:`to_arrays` ``(prefix)``, bit for bit.
+
+        Raises
+        ------
+        ShapeError
+            Naming the array: one missing, of the wrong shape or dtype, not finite, ``matrix``
+            not unit lower-triangular, ``transform`` not upper triangular with a nonzero
+            diagonal, or magic entries the entry evaluator cannot evaluate.
+        """
+        entries = _array(arrays, prefix + "entries", "iu", 2)
+        size = entries.shape[0]
+        if size == 0 or entries.shape[1] not in (1, 2) or entries.min() < 0:
+            raise ShapeError(f"array {prefix}entries must have shape (M', 1) or (M', 2), M' >= 1, with "
+                             f"non-negative indices; got {entries.shape}")
+        matrix = _square(arrays, prefix + "matrix", size)
+        transform = _square(arrays, prefix + "transform", size)
+        if np.any(np.triu(matrix, 1)) or np.any(np.diag(matrix) != 1):
+            raise ShapeError(f"array {prefix}matrix must be unit lower-triangular")
+        if np.any(np.tril(transform, -1)) or not np.all(np.diag(transform)):
+            raise ShapeError(f"array {prefix}transform must be upper triangular with a nonzero diagonal")
+        index = entries.astype(np.intp)
+        entry = _entry_from_arrays(arrays, prefix + _ENTRY)
+        try:
+            entry.check_index(*index.T)
+        except ShapeError as exc:
+            raise ShapeError(f"array {prefix}entries: {exc}") from None
+        return cls(entry, index, matrix, transform)
 
     @property
     def size(self) -> int:
@@ -90,12 +153,23 @@ class InterpolatedCoefficients:
         M, at most ``magic.size``.
     """
 
+    kind: ClassVar[str] = "interpolated-coefficients"
     magic: MagicEntries
     terms: int
 
     def __post_init__(self) -> None:
         if not 1 <= self.terms <= self.magic.size:
             raise ShapeError(f"terms must lie in [1, {self.magic.size}]; got {self.terms}")
+
+    def to_arrays(self, prefix: str = "") -> dict[str, NDArray]:
+        """``terms`` (0-d) and the magic entries' arrays under ``magic/`` (errors as :meth:`MagicEntries.to_arrays`)."""
+        return {prefix + "terms": np.array(self.terms, dtype=np.int64), **self.magic.to_arrays(prefix + "magic/")}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, NDArray], prefix: str = "") -> InterpolatedCoefficients:
+        """Rebuild from :meth:`to_arrays` ``(prefix)`` (ShapeError naming the array if one is invalid)."""
+        magic = MagicEntries.from_arrays(arrays, prefix + "magic/")
+        return cls(magic, _count(arrays, prefix + "terms", 1, magic.size))
 
     def __call__(self, mus: NDArray[np.float64]) -> NDArray:
         """Coefficients for a batch ``mus`` (n_mu, P), shape (n_mu, terms)."""
@@ -133,9 +207,34 @@ class InterpolationIndicator:
         term), ``Psi`` X-orthonormal.
     """
 
+    kind: ClassVar[str] = "interpolation-indicator"
     coarse: InterpolatedCoefficients
     fine: InterpolatedCoefficients
     R: NDArray
+
+    def to_arrays(self, prefix: str = "") -> dict[str, NDArray]:
+        """``R``, ``coarse_terms``, ``fine_terms`` and the shared magic entries under ``magic/``.
+
+        Raises
+        ------
+        ValueError
+            If ``coarse`` and ``fine`` do not share one :class:`MagicEntries`.
+        TypeError
+            As :meth:`MagicEntries.to_arrays`.
+        """
+        return {prefix + "R": self.R, **_pair_to_arrays(self.coarse, self.fine, prefix)}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, NDArray], prefix: str = "") -> InterpolationIndicator:
+        """Rebuild from :meth:`to_arrays` ``(prefix)`` (ShapeError naming the array if one is invalid).
+
+        ``R`` must have ``N M'`` columns for some N >= 1.
+        """
+        coarse, fine = _pair_from_arrays(arrays, prefix)
+        R = _array(arrays, prefix + "R", "fc", 2)
+        if R.shape[1] == 0 or R.shape[1] % fine.terms:
+            raise ShapeError(f"array {prefix}R must have N * M' = N * {fine.terms} columns; got {R.shape}")
+        return cls(coarse, fine, R)
 
     def __call__(self, mus: NDArray[np.float64], c: NDArray) -> NDArray[np.float64]:
         """Indicator for a batch ``mus`` (n_mu, P) and reduced coefficients ``c`` (n_mu, n), shape (n_mu,)."""
@@ -157,9 +256,23 @@ class RhsIndicator:
         Factor with ``X^{-1} [f(mu_1) .. f(mu_M')] = Psi R``, ``Psi`` X-orthonormal.
     """
 
+    kind: ClassVar[str] = "rhs-indicator"
     coarse: InterpolatedCoefficients
     fine: InterpolatedCoefficients
     R: NDArray
+
+    def to_arrays(self, prefix: str = "") -> dict[str, NDArray]:
+        """As :meth:`InterpolationIndicator.to_arrays`."""
+        return {prefix + "R": self.R, **_pair_to_arrays(self.coarse, self.fine, prefix)}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, NDArray], prefix: str = "") -> RhsIndicator:
+        """Rebuild from :meth:`to_arrays` ``(prefix)`` (ShapeError naming the array; ``R`` has M' columns)."""
+        coarse, fine = _pair_from_arrays(arrays, prefix)
+        R = _array(arrays, prefix + "R", "fc", 2)
+        if R.shape[1] != fine.terms:
+            raise ShapeError(f"array {prefix}R must have M' = {fine.terms} columns; got {R.shape}")
+        return cls(coarse, fine, R)
 
     def __call__(self, mus: NDArray[np.float64]) -> NDArray[np.float64]:
         """Indicator for a batch ``mus`` (n_mu, P), shape (n_mu,)."""
@@ -182,9 +295,83 @@ class InterpolationBound:
     rhs : RhsIndicator
     """
 
+    kind: ClassVar[str] = "interpolation-bound"
     operator: InterpolationIndicator
     rhs: RhsIndicator
+
+    def to_arrays(self, prefix: str = "") -> dict[str, NDArray]:
+        """The two indicators' arrays under ``operator/`` and ``rhs/`` (errors as theirs)."""
+        return {**self.operator.to_arrays(prefix + "operator/"), **self.rhs.to_arrays(prefix + "rhs/")}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, NDArray], prefix: str = "") -> InterpolationBound:
+        """Rebuild from :meth:`to_arrays` ``(prefix)`` (ShapeError naming the array if one is invalid)."""
+        return cls(InterpolationIndicator.from_arrays(arrays, prefix + "operator/"),
+                   RhsIndicator.from_arrays(arrays, prefix + "rhs/"))
 
     def __call__(self, mus: NDArray[np.float64], c: NDArray) -> NDArray[np.float64]:
         """Indicator for a batch ``mus`` (n_mu, P) and reduced coefficients ``c`` (n_mu, n), shape (n_mu,)."""
         return self.operator(mus, c) + self.rhs(mus)
+
+
+RECORDS: dict[str, type] = {cls.kind: cls for cls in (InterpolatedCoefficients, InterpolationIndicator,
+                                                       InterpolationBound)}
+"""Objects a model file stores as data (coefficient functions, ``interpolation``): kind -> class."""
+
+
+# --- checked arrays ---------------------------------------------------------------------------------
+
+
+def _array(arrays: Mapping[str, NDArray], key: str, kinds: str, ndim: int) -> NDArray:
+    """``arrays[key]``, checked: present, ``ndim``-D, dtype kind in ``kinds`` (64-bit float/complex), finite."""
+    if key not in arrays:
+        raise ShapeError(f"array {key} is missing")
+    arr = np.asarray(arrays[key])
+    if arr.ndim != ndim or arr.dtype.kind not in kinds or (arr.dtype.kind in "fc" and arr.dtype.itemsize < 8):
+        raise ShapeError(f"array {key} must be a {ndim}-D array of dtype kind {kinds!r}; got {arr.dtype} {arr.shape}")
+    if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+        raise ShapeError(f"array {key} must be finite")
+    return arr
+
+
+def _square(arrays: Mapping[str, NDArray], key: str, size: int) -> NDArray:
+    arr = _array(arrays, key, "fc", 2)
+    if arr.shape != (size, size) or arr.dtype not in (np.float64, np.complex128):
+        raise ShapeError(f"array {key} must be float64 or complex128 of shape ({size}, {size}); "
+                         f"got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def _count(arrays: Mapping[str, NDArray], key: str, low: int, high: int) -> int:
+    """The 0-d integer ``arrays[key]``, checked to lie in ``[low, high]``."""
+    value = int(_array(arrays, key, "iu", 0))
+    if not low <= value <= high:
+        raise ShapeError(f"array {key} must lie in [{low}, {high}]; got {value}")
+    return value
+
+
+def _entry_from_arrays(arrays: Mapping[str, NDArray], prefix: str) -> Any:
+    """The entry evaluator stored under ``prefix + kind + "/"``, for exactly one kind of :data:`ENTRIES`."""
+    kinds = {key[len(prefix):].partition("/")[0] for key in arrays if key.startswith(prefix)}
+    if len(kinds) != 1 or not kinds <= ENTRIES.keys():
+        raise ShapeError(f"arrays {prefix}<kind>/... must hold one entry evaluator of a kind in {sorted(ENTRIES)}; "
+                         f"got kinds {sorted(kinds)}")
+    kind = kinds.pop()
+    return ENTRIES[kind].from_arrays(arrays, f"{prefix}{kind}/")
+
+
+def _pair_to_arrays(coarse: InterpolatedCoefficients, fine: InterpolatedCoefficients,
+                    prefix: str) -> dict[str, NDArray]:
+    if coarse.magic is not fine.magic:
+        raise ValueError("the coarse and fine coefficients of an indicator must share one MagicEntries to be stored")
+    return {prefix + "coarse_terms": np.array(coarse.terms, dtype=np.int64),
+            prefix + "fine_terms": np.array(fine.terms, dtype=np.int64), **fine.magic.to_arrays(prefix + "magic/")}
+
+
+def _pair_from_arrays(arrays: Mapping[str, NDArray],
+                      prefix: str) -> tuple[InterpolatedCoefficients, InterpolatedCoefficients]:
+    """The M- and M'-term coefficients (M < M') sharing the magic entries stored under ``prefix + "magic/"``."""
+    magic = MagicEntries.from_arrays(arrays, prefix + "magic/")
+    fine = _count(arrays, prefix + "fine_terms", 2, magic.size)
+    coarse = _count(arrays, prefix + "coarse_terms", 1, fine - 1)
+    return InterpolatedCoefficients(magic, coarse), InterpolatedCoefficients(magic, fine)

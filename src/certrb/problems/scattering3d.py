@@ -40,6 +40,7 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from ..bem import check_resolution, icosphere, mean_edge_length, relative_surface_error, triangle_areas
+from ..bem.entries import CombinedFieldBlock, PlaneWaveBlock, restrict_mesh, wavenumber
 from ..errors import CertRBError, ParameterError
 from ..offline.matrix_eim import MatrixEIM, matrix_eim, vector_eim
 from ..offline.nonaffine import eim_functional, eim_operator, interpolation_bound
@@ -73,14 +74,6 @@ def largest_wavenumber(level: int, *, per_wavelength: float = 6.0) -> float:
     return float(2 * np.pi / (per_wavelength * mean_edge_length(*icosphere(level))))
 
 
-def _wavenumber(mu: ArrayLike) -> float:
-    """The wavenumber of one parameter (a scalar or a row of shape (1,)), checked positive and finite."""
-    arr = np.asarray(mu, dtype=float).reshape(-1)
-    if arr.size != 1 or not np.isfinite(arr[0]) or arr[0] <= 0:
-        raise ParameterError(f"a parameter must be one positive finite wavenumber; got {mu!r}")
-    return float(arr[0])
-
-
 # --- the black-box operator and right-hand side ---------------------------------------------------
 
 
@@ -101,21 +94,20 @@ class CombinedFieldEntries:
         """Entries ``A(k)[rows[m], cols[m]]``, shape (n_entries,), from the triangles involved only.
 
         The kernels compute each entry from the two triangles and their vertex indices,
-        so restricting the mesh to the triangles involved gives the same bits as
-        :meth:`matrix`, at a cost independent of the mesh size.
+        so restricting the mesh to the triangles involved (:meth:`restricted`) gives the
+        same bits as :meth:`matrix`, at a cost independent of the mesh size.
         """
-        from ..bem.kernels import operator_entries
+        return self.restricted(rows, cols)(mu, rows, cols)
 
-        rows, cols = np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
-        used, local = np.unique(np.concatenate([rows, cols]), return_inverse=True)
-        return operator_entries(self.vertices, self.triangles[used], _wavenumber(mu), local[:rows.size],
-                                local[rows.size:], operator="combined")
+    def restricted(self, rows: NDArray[np.intp], cols: NDArray[np.intp]) -> CombinedFieldBlock:
+        """The entries between the triangles ``rows`` and ``cols`` (n_entries,), as data on their sub-mesh."""
+        return CombinedFieldBlock(restrict_mesh(self.vertices, self.triangles, np.concatenate([rows, cols])))
 
     def matrix(self, mu: ArrayLike) -> NDArray[np.complex128]:
         """The full matrix ``A(k)``, shape (n_t, n_t)."""
         from ..bem.kernels import operator_matrix
 
-        return operator_matrix(self.vertices, self.triangles, _wavenumber(mu), operator="combined")
+        return operator_matrix(self.vertices, self.triangles, wavenumber(mu), operator="combined")
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,17 +127,18 @@ class PlaneWaveLoad:
     direction: NDArray[np.float64]
 
     def __call__(self, mu: ArrayLike, rows: NDArray[np.intp]) -> NDArray[np.complex128]:
-        """Entries ``f(k)[rows]``, shape (n_entries,) (the load of those triangles only)."""
-        return self._load(mu, self.triangles[np.asarray(rows, dtype=np.intp)])
+        """Entries ``f(k)[rows]``, shape (n_entries,) (the load of those triangles only, :meth:`restricted`)."""
+        return self.restricted(rows)(mu, rows)
+
+    def restricted(self, rows: NDArray[np.intp]) -> PlaneWaveBlock:
+        """The entries ``rows`` (n_entries,), as data on the sub-mesh of their triangles."""
+        return PlaneWaveBlock(restrict_mesh(self.vertices, self.triangles, rows), self.direction)
 
     def vector(self, mu: ArrayLike) -> NDArray[np.complex128]:
         """The full vector ``f(k)``, shape (n_t,)."""
-        return self._load(mu, self.triangles)
-
-    def _load(self, mu: ArrayLike, triangles: NDArray[np.int64]) -> NDArray[np.complex128]:
         from ..bem.kernels import load_vector
 
-        return load_vector(self.vertices, triangles, _wavenumber(mu), self.direction, formulation="combined")
+        return load_vector(self.vertices, self.triangles, wavenumber(mu), self.direction, formulation="combined")
 
 
 # --- the truth model ------------------------------------------------------------------------------
