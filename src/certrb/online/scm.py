@@ -104,6 +104,20 @@ def check_options(kind: str, tol: float, max_iter: int, n_neighbors: int, margin
 
 
 
+def check_values(fields: dict[str, Any]) -> None:
+    """The value checks of :meth:`SCMBound.from_data` on its float64 arrays (ValueError naming the array)."""
+    for key in ("box", "points", "values", "lower_values", "y", "scaling"):
+        if not np.isfinite(fields[key]).all():
+            raise ValueError(f"SCM {key} is not finite everywhere")
+    problems = {"history": np.isnan(fields["history"]).any(), "box": (fields["box"][:, 0] > fields["box"][:, 1]).any(),
+                "scaling": not (fields["scaling"][1] > 0).all(),
+                "lower_values": not (fields["lower_values"] > 0).all()}
+    for key, bad in problems.items():
+        if bad:
+            raise ValueError(f"SCM {key} is invalid (history without NaN, box rows lower <= upper, positive scaling "
+                             f"widths, positive lower_values)")
+
+
 # --- linear programs ------------------------------------------------------------------------
 
 
@@ -209,8 +223,10 @@ class SCMBound:
                   n_neighbors: int, scaling: ArrayLike) -> SCMBound:
         """Rebuild SCM bounds from its stored online data (the attributes of the same names).
 
-        ``theta_points`` is recomputed from ``coefficients``. Shapes are checked
-        (ShapeError); the data are trusted otherwise.
+        ``theta_points`` is recomputed from ``coefficients``. Checked: ``kind``, ``n_terms``,
+        ``imag_terms`` and ``n_neighbors`` of their types (ValueError), the arrays' shapes
+        (ShapeError) and values (ValueError: real floats, finite but for ``history``, which has
+        no NaN; ordered ``box`` rows; positive ``scaling`` widths; positive ``lower_values``).
         """
         obj = object.__new__(cls)
         obj._assign(coefficients=coefficients, kind=kind, n_terms=int(n_terms), imag_terms=bool(imag_terms),
@@ -220,16 +236,23 @@ class SCMBound:
 
     def _assign(self, **fields: Any) -> None:
         check_options(fields["kind"], 1.0, 1, fields["n_neighbors"], 0.0)
+        if isinstance(fields["n_terms"], bool) or int(fields["n_terms"]) != fields["n_terms"] or fields["n_terms"] < 1:
+            raise ValueError(f"n_terms must be an integer >= 1; got {fields['n_terms']!r}")
         for key in ("box", "points", "values", "lower_values", "y", "history", "scaling"):
+            dtype = np.asarray(fields[key]).dtype
+            if dtype.kind != "f":
+                raise ValueError(f"SCM {key} must be real floating-point data; got dtype {dtype}")
             fields[key] = np.array(fields[key], dtype=np.float64)
             fields[key].flags.writeable = False
         q_s = n_scm_terms(fields["kind"], fields["n_terms"], fields["imag_terms"])
         k, p = fields["points"].shape if fields["points"].ndim == 2 else (0, 0)
-        expected = {"box": (q_s, 2), "values": (k,), "lower_values": (k,), "y": (k, q_s), "scaling": (2, p)}
+        expected = {"box": (q_s, 2), "values": (k,), "lower_values": (k,), "y": (k, q_s), "history": (k,),
+                    "scaling": (2, p)}
         for key, shape in expected.items():
             if k == 0 or fields[key].shape != shape:
                 raise ShapeError(f"SCM {key} must have shape {shape} (K >= 1 points of shape (K, P)); "
                                  f"got {fields[key].shape}")
+        check_values(fields)
         for key, value in fields.items():
             object.__setattr__(self, key, value)
         theta_points = self._scm_theta(self.points)

@@ -50,6 +50,12 @@ class MinThetaBound:
     alpha_ref : float
         Coercivity constant at the reference parameter.
 
+    Raises
+    ------
+    StabilityError
+        If ``theta_ref`` is not a finite, non-negative float64 vector with a positive entry,
+        or ``alpha_ref`` is not a finite positive number.
+
     """
 
     coefficients: Coefficients
@@ -59,7 +65,14 @@ class MinThetaBound:
     _scale: NDArray[np.float64] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        active = np.flatnonzero(np.asarray(self.theta_ref) > 0)
+        ref = np.asarray(self.theta_ref)
+        if ref.dtype != np.float64 or ref.ndim != 1 or not (np.isfinite(ref).all() and (ref >= 0).all()
+                                                             and (ref > 0).any()):
+            raise StabilityError(f"theta_ref must be a finite non-negative float64 vector (Q,) with a positive "
+                                 f"entry; got {ref.dtype} {ref.shape}")
+        if not (isinstance(self.alpha_ref, float | int) and 0 < self.alpha_ref < np.inf):
+            raise StabilityError(f"alpha_ref must be a finite positive number; got {self.alpha_ref!r}")
+        active = np.flatnonzero(ref > 0)
         object.__setattr__(self, "_active", active)
         object.__setattr__(self, "_scale", self.alpha_ref / np.asarray(self.theta_ref)[active])
 

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ...errors import ShapeError
 from ..interpolation import interpolation_coefficients
 from ..residual import pad_coefficients
+from .base import check_keys, stored, upper_trapezoidal
 from .expanded import ExpandedEstimator
 from .roundoff import UNIT, FactorCertificate, gamma
 
@@ -116,9 +118,30 @@ class EIMEstimator:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, NDArray]) -> EIMEstimator:
-        """Inverse of :meth:`to_arrays`."""
-        cert = FactorCertificate.from_arrays(arrays, "certificate_")
-        remainder = None if cert is None else ExpandedEstimator.from_arrays(
-            {k[len("remainder_"):]: v for k, v in arrays.items() if k.startswith("remainder_")})
-        return cls(arrays["vectors"], arrays["indices"], arrays["matrix"], arrays["R"],
-                   bool(arrays["stabilized"][()]), arrays["errors"], cert, remainder)
+        """Inverse of :meth:`to_arrays`, checked (ShapeError, ValueError naming the array).
+
+        ``vectors`` (m, K) finite; ``indices`` (m,) distinct integers in [0, K); ``matrix``
+        (m, m) unit lower triangular; ``R`` (r, m) finite and upper trapezoidal; ``errors``
+        float64; the certificate (of ``R``) and the remainder estimator (certified, K
+        components) together or not at all.
+        """
+        rest = {k[len("remainder_"):]: v for k, v in arrays.items() if k.startswith("remainder_")}
+        own = ("vectors", "indices", "matrix", "R", "stabilized", "errors", *FactorCertificate.keys("certificate_"))
+        check_keys({k: v for k, v in arrays.items() if not k.startswith("remainder_")}, own)
+        vectors = stored(arrays, "vectors", "value", (None, None))
+        m, k = vectors.shape
+        indices = stored(arrays, "indices", "int", (m,))
+        if m == 0 or not ((indices >= 0) & (indices < k)).all() or np.unique(indices).size != m:
+            raise ValueError(f"array 'indices' must hold m >= 1 distinct integers in [0, {k})")
+        matrix = stored(arrays, "matrix", "value", (m, m))
+        if not (np.array_equal(matrix, np.tril(matrix)) and (matrix.diagonal() == 1).all()):
+            raise ValueError("array 'matrix' is not unit lower triangular")
+        R = upper_trapezoidal(arrays, "R", m)
+        cert = FactorCertificate.from_arrays(arrays, "certificate_", R.shape)
+        remainder = ExpandedEstimator.from_arrays(rest) if rest else None
+        if (cert is None) != (remainder is None) or (remainder is not None and remainder.slack is None):
+            raise ValueError("the certificate and the certified remainder estimator come together or not at all")
+        if remainder is not None and remainder.G.shape[0] != k:
+            raise ShapeError(f"array 'remainder_G' has shape {remainder.G.shape}; expected ({k}, {k})")
+        return cls(vectors, indices, matrix, R, bool(stored(arrays, "stabilized", "bool", ())),
+                   stored(arrays, "errors", "real", (None,)), cert, remainder)

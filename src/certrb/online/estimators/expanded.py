@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ...errors import ShapeError
+from .base import check_keys, stored
 from .roundoff import UNIT, gamma
 
 __all__ = ["ExpandedEstimator"]
@@ -71,6 +73,21 @@ class ExpandedEstimator:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, NDArray]) -> ExpandedEstimator:
-        """Inverse of :meth:`to_arrays` (``slack`` and ``norms`` together, or neither)."""
-        certified = "slack" in arrays
-        return cls(arrays["G"], arrays["slack"] if certified else None, arrays["norms"] if certified else None)
+        """Inverse of :meth:`to_arrays` (``slack`` and ``norms`` together, or neither).
+
+        Checked (ShapeError, ValueError naming the array): ``G`` (K, K) finite, Hermitian, with a
+        non-negative diagonal; ``slack`` (K, K) and ``norms`` (K,) float64, finite, non-negative.
+        """
+        check_keys(arrays, ("G", "slack", "norms"))
+        G = stored(arrays, "G", "value", (None, None))
+        k = G.shape[0]
+        if G.shape != (k, k):
+            raise ShapeError(f"array 'G' has shape {G.shape}; expected a square matrix")
+        if not np.array_equal(G, G.conj().T) or not (G.diagonal().real >= 0).all():
+            raise ValueError("array 'G' is not Hermitian with a non-negative diagonal")
+        if ("slack" in arrays) != ("norms" in arrays):
+            raise ValueError("arrays 'slack' and 'norms' come together or not at all")
+        if "slack" not in arrays:
+            return cls(G)
+        return cls(G, stored(arrays, "slack", "real", (k, k), nonnegative=True),
+                   stored(arrays, "norms", "real", (k,), nonnegative=True))

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .. import kernels
+from .base import check_keys, upper_trapezoidal
 from .roundoff import FactorCertificate
 
 __all__ = ["OrthonormalEstimator"]
@@ -73,5 +74,10 @@ class OrthonormalEstimator:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, NDArray]) -> OrthonormalEstimator:
-        """Inverse of :meth:`to_arrays`."""
-        return cls(arrays["R"], FactorCertificate.from_arrays(arrays, "certificate_"))
+        """Inverse of :meth:`to_arrays`, checked (ShapeError, ValueError naming the array).
+
+        ``R`` (r, K) finite and upper trapezoidal; its certificate as :meth:`FactorCertificate.from_arrays`.
+        """
+        check_keys(arrays, ("R", *FactorCertificate.keys("certificate_")))
+        return cls(upper_trapezoidal(arrays, "R", None), FactorCertificate.from_arrays(arrays, "certificate_",
+                                                                                        np.shape(arrays["R"])))

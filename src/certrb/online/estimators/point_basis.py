@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from ...errors import EstimatorError
 from ..residual import pad_coefficients
+from .base import check_keys, stored
 
 __all__ = ["PointBasisEstimator", "products"]
 
@@ -113,6 +114,30 @@ class PointBasisEstimator:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, NDArray]) -> PointBasisEstimator:
-        """Inverse of :meth:`to_arrays`."""
-        return cls(arrays["q"], arrays["r"], arrays["row_scale"], arrays["eps2"], arrays["points"], arrays["sizes"],
-                   int(arrays["n_components"][()]), bool(arrays["complex_"][()]), float(arrays["condition"][()]))
+        """Inverse of :meth:`to_arrays`, checked (ShapeError, ValueError naming the array).
+
+        With K = ``n_components`` >= 1 and d products: ``q`` (d, d'), 1 <= d' <= d; ``r`` (d', d')
+        upper triangular with a non-zero diagonal; ``row_scale`` (d,) positive; ``eps2`` (d',)
+        non-negative; ``points`` (d', P); ``sizes`` (d',) positive integers; all finite float64.
+        """
+        check_keys(arrays, ("q", "r", "row_scale", "eps2", "points", "sizes", "n_components", "complex_",
+                            "condition"))
+        k = int(stored(arrays, "n_components", "int", ()))
+        complex_ = bool(stored(arrays, "complex_", "bool", ()))
+        if k < 1:
+            raise ValueError(f"array 'n_components' must be >= 1; got {k}")
+        d = k * k if complex_ else k * (k + 1) // 2
+        q = stored(arrays, "q", "real", (d, None))
+        rank = q.shape[1]
+        r = stored(arrays, "r", "real", (rank, rank))
+        if rank == 0 or not np.array_equal(r, np.triu(r)) or not r.diagonal().all():
+            raise ValueError("array 'r' is not upper triangular with a non-zero diagonal (or is empty)")
+        row_scale = stored(arrays, "row_scale", "real", (d,))
+        if not (row_scale > 0).all():
+            raise ValueError("array 'row_scale' has non-positive entries")
+        sizes = stored(arrays, "sizes", "int", (rank,))
+        if not (sizes >= 1).all():
+            raise ValueError("array 'sizes' has entries < 1")
+        return cls(q, r, row_scale, stored(arrays, "eps2", "real", (rank,), nonnegative=True),
+                   stored(arrays, "points", "real", (rank, None)), sizes, k, complex_,
+                   float(stored(arrays, "condition", "real", ())))

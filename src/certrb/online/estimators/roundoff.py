@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from ...errors import ShapeError
+from .base import stored
+
 __all__ = ["UNIT", "FactorCertificate", "gamma"]
 
 UNIT = float(np.finfo(np.float64).eps) / 2
@@ -113,12 +116,26 @@ class FactorCertificate:
                 f"{prefix}orthogonality": np.asarray(self.orthogonality),
                 f"{prefix}column_norms": self.column_norms, f"{prefix}rows": np.asarray(self.rows)}
 
+    @staticmethod
+    def keys(prefix: str) -> tuple[str, ...]:
+        """The keys of :meth:`to_arrays` ``(prefix)``."""
+        return tuple(f"{prefix}{key}" for key in ("defects", "norms", "orthogonality", "column_norms", "rows"))
+
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, NDArray], prefix: str) -> FactorCertificate | None:
-        """Inverse of :meth:`to_arrays`; None when ``arrays`` holds no certificate under ``prefix``."""
-        if f"{prefix}defects" not in arrays:
+    def from_arrays(cls, arrays: Mapping[str, NDArray], prefix: str,
+                    shape: tuple[int, int]) -> FactorCertificate | None:
+        """Inverse of :meth:`to_arrays`; None when ``arrays`` holds no certificate under ``prefix``.
+
+        ``shape`` is that of the certified factor ``R`` (r, K): the arrays are checked against
+        it (K entries each, ``rows == r``), float64, finite and non-negative (ShapeError, ValueError).
+        """
+        keys = cls.keys(prefix)
+        if not any(key in arrays for key in keys):
             return None
-        return cls(np.asarray(arrays[f"{prefix}defects"], dtype=np.float64),
-                   np.asarray(arrays[f"{prefix}norms"], dtype=np.float64),
-                   float(arrays[f"{prefix}orthogonality"]),
-                   np.asarray(arrays[f"{prefix}column_norms"], dtype=np.float64), int(arrays[f"{prefix}rows"]))
+        k = shape[1]
+        defects, norms, columns = (stored(arrays, keys[i], "real", (k,), nonnegative=True) for i in (0, 1, 3))
+        ortho = stored(arrays, keys[2], "real", (), nonnegative=True)
+        rows = stored(arrays, keys[4], "int", ())
+        if int(rows) != shape[0]:
+            raise ShapeError(f"array {keys[4]!r} is {int(rows)}; the factor has {shape[0]} rows")
+        return cls(defects, norms, float(ortho), columns, int(rows))
