@@ -7,6 +7,7 @@ from numpy.typing import NDArray
 
 from ..errors import ShapeError
 from .innerproduct import InnerProduct, _column_dots, herm
+from .products import accurate_product
 
 __all__ = ["extend", "gram_schmidt", "orthonormalize", "pod", "qr_extend"]
 
@@ -37,6 +38,13 @@ def orthonormalize(
     A vector whose final norm is at most ``rtol`` times its original norm is
     rejected (it lies in the span to that tolerance).
 
+    Every product ``X w`` is formed beyond double precision and rounded once
+    (:func:`~certrb.offline.products.accurate_product`): with an ill-conditioned X
+    (e.g. H1 with a tiny mass weight) a double product of a smooth vector loses up to
+    ``u cond(X)`` relative to ``||w||_V``, the rounded accurate one at most about
+    ``u sqrt(cond(X))``, the accuracy at which a double vector represents itself in
+    the V norm.
+
     Parameters
     ----------
     basis : ndarray, shape (n_h, N)
@@ -66,13 +74,13 @@ def orthonormalize(
     Q = basis.astype(dtype, copy=False)
     W = np.array(vectors, dtype=dtype, order="C")  # row-major: sparse products take it without a copy
     R = np.zeros((n0 + k, k), dtype=dtype)
-    XW = X @ W
+    XW = accurate_product(X, W)
     norms = original = np.sqrt(np.maximum(_column_dots(W, XW), 0.0))
     for i in range(_MAX_PASSES if n0 else 0):  # block passes against the old basis (two reads of it per pass)
         c = _coefficients(Q, XW)
         W -= _combine(Q, c)
         R[:n0] += c
-        XW = X @ W
+        XW = accurate_product(X, W)
         new_norms = np.sqrt(np.maximum(_column_dots(W, XW), 0.0))
         settled = i >= 1 and np.all(new_norms > 0.5 * norms)  # twice, then while a pass cancels much
         norms = new_norms
@@ -83,14 +91,14 @@ def orthonormalize(
     for j in range(k):  # within the block, against the accepted new vectors (few, cheap)
         w, nrm = W[:, j], norms[j]
         for p in range(_MAX_PASSES):
-            c = herm(new) @ (X @ w)
+            c = herm(new) @ accurate_product(X, w)
             w = w - new @ c
             R[n0:n0 + new.shape[1], j] += c
             if p > 0 and n0:  # a pass that follows a cancelling one also re-orthogonalizes against the old basis
-                c = herm(Q) @ (X @ w)
+                c = herm(Q) @ accurate_product(X, w)
                 w = w - Q @ c
                 R[:n0, j] += c
-            new_nrm = np.sqrt(abs(np.vdot(w, X @ w)))
+            new_nrm = np.sqrt(abs(np.vdot(w, accurate_product(X, w))))
             done = new_nrm > 0.5 * nrm
             nrm = new_nrm
             if done:

@@ -258,19 +258,20 @@ class OfflineBuilder:
         """Append basis vectors (n_h, k) that are already X-orthonormal to the basis."""
         if V_new.shape[1] == 0:
             return
-        op = self.problem.operator
+        dtype = np.result_type(self.basis.dtype, V_new.dtype)
         if self.extended:  # A_q v, V^H A_q v and V^H f_p then all accumulate in longdouble
             V_new = V_new.astype(self.dtype, copy=False)
-        dtype = np.result_type(self.basis.dtype, V_new.dtype)
-        # new components, ordered basis-vector-major: A_1 v, .., A_Qa v for each new v
-        g_new = op.apply_terms(V_new).transpose(1, 2, 0).reshape(self.problem.size, -1).astype(dtype)
+            dtype = np.result_type(self.basis.dtype, V_new.dtype)
+            # new components, ordered basis-vector-major: A_1 v, .., A_Qa v for each new v
+            exact = self.problem.operator.apply_terms(V_new).transpose(1, 2, 0).reshape(self.problem.size, -1)
+        else:  # the same, formed in extended precision: rounded once, they give an accurate A_N for any X
+            exact = exact_components(self.problem, V_new)[:, self.problem.rhs.n_terms:]
+        g_new = exact.astype(dtype)
         n_old, k_old = self.n_basis, self._components.n
         self._basis.append(V_new.astype(dtype, copy=False))
         self._components.append(g_new)
-        # Riesz representatives of the exact A_q v (formed in extended precision when refining)
-        refine_double = self.refine > 0 and not self.extended
-        exact = exact_components(self.problem, V_new)[:, self.problem.rhs.n_terms:] if refine_double else g_new
-        self._riesz.append(self._riesz_of(exact).astype(dtype, copy=False))
+        # Riesz representatives of the exact A_q v (refined in extended precision unless refine=0)
+        self._riesz.append(self._riesz_of(exact if self.refine > 0 else g_new).astype(dtype, copy=False))
         self.A_N = self._border_operators(n_old, k_old)
         self.f_N = np.concatenate([self.f_N, self.problem.rhs.project(V_new)], axis=1)
 

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from ...online.estimators.expanded import ExpandedEstimator
 from ...online.estimators.roundoff import UNIT, gamma
 from ..innerproduct import InnerProduct, herm
-from .roundoff import ComponentBounds, component_bounds, gram_extended
+from .roundoff import ComponentBounds, component_bounds, gram_error, gram_extended
 
 if TYPE_CHECKING:
     from .base import OfflineData
@@ -43,25 +43,21 @@ def certify(problem, basis: NDArray, riesz: NDArray, G: NDArray,
             bounds: ComponentBounds | None = None) -> ExpandedEstimator:
     """E1 with its certificate, from the stored Riesz representatives ``z`` (n_h, K) and ``G = gram(z)``.
 
-    ``|G_exact - G| <= D + 3u |G|`` with ``D = n a^T + a n^T + 2^-60 |z|^H |X| |z|``, where
-    ``a_k`` bounds the Riesz defect ``||rho_k - z_k||_V`` and ``n_k`` bounds ``||rho_k||_V``
-    (the last term, with margin, covers the extended-precision products of :func:`gram`; for
-    complex data, ``4 (n_h + w + 4) 2^-64`` replaces ``2^-60``, w the most non-zeros in a row
-    of X); the online quadratic form adds ``gamma_{2K+4} |G|``.
+    ``|G_exact - G| <= D + 3u |G|`` with ``D = n a^T + a n^T + max(E, E^T)``, where
+    ``a_k`` bounds the Riesz defect ``||rho_k - z_k||_V``, ``n_k`` bounds ``||rho_k||_V``
+    and ``E`` the error of the extended-precision products of :func:`gram`
+    (:func:`~certrb.offline.estimators.roundoff.gram_error`, derived from the splitting for
+    any n_h; the max covers blocks computed as either triangle); the online quadratic form
+    adds ``gamma_{2K+4} |G|``.
     ``bounds`` (:func:`~certrb.offline.estimators.roundoff.component_bounds`) may be shared with other
     estimators.
     """
     X = problem.inner_product.matrix
     bounds = component_bounds(problem, basis, riesz) if bounds is None else bounds
     a, norms = bounds.defects, bounds.norms
-    n_h, K = riesz.shape
-    abs_z = np.abs(riesz)
-    if np.iscomplexobj(riesz) or np.iscomplexobj(X.data):  # clongdouble products: gamma_n at u = 2^-64
-        width = int(np.diff(X.indptr).max(initial=0))
-        products = 4 * (n_h + width + 4) * 2.0**-64
-    else:  # the error-free splitting of gram_extended
-        products = 2.0**-60
-    D = np.outer(norms, a) + np.outer(a, norms) + products * (abs_z.T @ (abs(X) @ abs_z))
+    K = riesz.shape[1]
+    products = gram_error(X, riesz)
+    D = np.outer(norms, a) + np.outer(a, norms) + np.maximum(products, products.T)
     slack = D + (3 * UNIT + gamma(2 * K + 4)) * np.abs(G)
     return ExpandedEstimator(G, slack * (1.0 + gamma(K + 4)), norms)
 

@@ -19,9 +19,10 @@ from numpy.typing import NDArray
 
 from ...online.estimators.roundoff import FactorCertificate, gamma
 from ..innerproduct import InnerProduct, herm
+from ..products import EXTENDED_UNIT, _split, product_error, product_extended, split_bits
 
 __all__ = ["SAFETY", "ComponentBounds", "component_bounds", "exact_components", "factor_certificate",
-           "gram_extended", "product_extended", "riesz_defects"]
+           "gram_error", "gram_extended", "product_extended", "riesz_defects"]
 
 SAFETY = 2.0
 """Factor applied to every offline-measured defect (assumption A3 of docs/roundoff.md)."""
@@ -70,77 +71,53 @@ def riesz_defects(inner_product: InnerProduct, g_ext: NDArray, z: NDArray) -> ND
     return SAFETY * np.asarray(inner_product.dual_norms(s), dtype=np.float64)
 
 
-def _grid(top: NDArray, bits: int) -> NDArray:
-    """``0.75 * 2^(e + 53 - bits)``, e the exponents of ``top``: adding and removing it rounds to ``2^(e - bits)``."""
-    exponent = np.frexp(np.where(top > 0, top, 1.0))[1]
-    return np.ldexp(0.75, exponent + 53 - bits)
+def _gram_parts(X: sp.csr_matrix, Z: NDArray, W: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray]:
+    """Stages of the real :func:`gram_extended`: ``P = X Z``, ``hi + lo = P`` exactly, ``G1 = W^T hi``, ``G``.
 
-
-def _split_bits(inner: int) -> int:
-    """Bits of the high parts for which a product of inner dimension <= ``inner`` is exact in double."""
-    return (53 - 2 - max(int(np.ceil(np.log2(max(inner, 1)))), 0)) // 2
-
-
-def _split(A: NDArray, axis: int, bits: int) -> tuple[NDArray, NDArray]:
-    """``A = hi + lo`` exactly, with ``hi`` on the grid ``2^(e - bits)``, e the exponent of the max along ``axis``."""
-    sigma = _grid(np.max(np.abs(A), axis=axis, keepdims=True), bits)
-    hi = (A + sigma) - sigma
-    return hi, A - hi
-
-
-def _split_rows(A: sp.csr_matrix, bits: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Row-wise :func:`_split` of a sparse matrix (same sparsity pattern)."""
-    rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
-    top = np.zeros(A.shape[0])
-    np.maximum.at(top, rows, np.abs(A.data))
-    sigma = _grid(top, bits)[rows]
-    hi_data = (A.data + sigma) - sigma
-    hi = sp.csr_matrix((hi_data, A.indices, A.indptr), shape=A.shape)
-    lo = sp.csr_matrix((A.data - hi_data, A.indices, A.indptr), shape=A.shape)
-    return hi, lo
-
-
-def product_extended(A: NDArray | sp.csr_matrix, B: NDArray) -> NDArray:
-    """``A @ B`` (real float64; A dense or CSR) accurate to about ``2^-75 |A| |B|``, in numpy.longdouble.
-
-    The rows of A and the columns of B are split into a high part on a grid coarse enough
-    that ``A_hi @ B_hi`` is exact in double precision whatever the summation order (an
-    error-free splitting in the spirit of Ozaki et al.); the rest, ``A_hi @ B_lo + A_lo @ B``,
-    is of order ``2^-bits |A| |B|``, so its rounding errors are of order ``u 2^-bits`` relative
-    to ``|A| |B|``. Three double products replace a numpy.longdouble product, which is an order
-    of magnitude slower.
+    ``P``, ``G1`` and ``G = G1 + W^T lo`` are numpy.longdouble; ``hi`` and ``lo`` double.
     """
-    if sp.issparse(A):
-        A = sp.csr_matrix(A)
-        inner = int(np.diff(A.indptr).max(initial=1))
-    else:
-        inner = A.shape[1]
-    bits = _split_bits(inner)
-    A_hi, A_lo = _split_rows(A, bits) if sp.issparse(A) else _split(A, 1, bits)
-    B = np.ascontiguousarray(B)  # row-major: sparse products take it without a copy
-    B_hi, B_lo = _split(B, 0, bits)
-    out = np.asarray(A_hi @ B_hi).astype(np.longdouble)
-    out += np.asarray(A_hi @ B_lo + A_lo @ B)  # rounding ~u 2^-bits |A| |B|
-    return out
+    P = product_extended(X, Z)
+    hi = np.asarray(P, dtype=np.float64)
+    lo = np.asarray(P - hi, dtype=np.float64)  # exact: P - hi has at most 11 significant bits
+    Wt = np.ascontiguousarray(W.T)
+    G1 = product_extended(Wt, hi)
+    return P, hi, lo, G1, G1 + Wt @ lo
 
 
 def gram_extended(X: sp.csr_matrix, Z: NDArray, W: NDArray | None = None) -> NDArray:
-    """``W^H X Z`` (real: accurate to about ``2^-70 |W|^T |X| |Z|``), rounded to double; shape (k_w, k_z).
+    """``W^H X Z`` rounded once to double, shape (k_w, k_z); its error is bounded by :func:`gram_error`.
 
-    ``X Z`` by :func:`product_extended`, split into its double part and remainder, then
-    ``W^T`` times each (the first again error-free). Complex data fall back to
-    numpy.clongdouble products.
+    ``X Z`` by :func:`~certrb.offline.products.product_extended`, split exactly into its
+    double part and remainder, then ``W^T`` times each (the first again error-free).
+    Complex data fall back to numpy.clongdouble products.
     """
     W = Z if W is None else W
     if np.iscomplexobj(Z) or np.iscomplexobj(W) or np.iscomplexobj(X.data):
         ext = np.clongdouble
         G = herm(W.astype(ext)) @ (X.astype(ext) @ Z.astype(ext))
         return np.asarray(G, dtype=np.complex128)
-    XZ = product_extended(X, Z)
-    hi = np.asarray(XZ, dtype=np.float64)
-    lo = np.asarray(XZ - hi, dtype=np.float64)
-    G = product_extended(np.ascontiguousarray(W.T), hi) + W.T @ lo
-    return np.asarray(G, dtype=np.float64)
+    return np.asarray(_gram_parts(X, Z, W)[-1], dtype=np.float64)
+
+
+def gram_error(X: sp.csr_matrix, Z: NDArray, W: NDArray | None = None) -> NDArray[np.float64]:
+    """Upper bound (k_w, k_z) of ``|G - W^H X Z|`` for ``G`` of :func:`gram_extended` before its rounding to double.
+
+    Real data, with :func:`~certrb.offline.products.product_error` of both products:
+    ``|W|^T E(X, Z) + E(W^T, hi) + gamma_{n_h} |W|^T |lo| + 2^-64 |G|`` (the last the
+    longdouble sum). Derived from the actual splitting, so valid for any n_h. Complex data
+    (numpy.clongdouble products): ``4 (n_h + w + 4) 2^-64 |W|^H |X| |Z|``, w the most
+    non-zeros in a row of X.
+    """
+    W = Z if W is None else W
+    if np.iscomplexobj(Z) or np.iscomplexobj(W) or np.iscomplexobj(X.data):
+        width = int(np.diff(X.indptr).max(initial=0))
+        return 4 * (X.shape[0] + width + 4) * EXTENDED_UNIT * (np.abs(W).T @ (abs(X) @ np.abs(Z)))
+    P, hi, lo, G1, G = _gram_parts(X, Z, W)
+    absW = np.abs(W).T
+    first = absW @ product_error(X, Z, P)
+    second = product_error(np.ascontiguousarray(W.T), hi, G1)
+    tail = gamma(X.shape[0]) * (absW @ np.abs(lo)) + EXTENDED_UNIT * np.abs(np.asarray(G, dtype=np.float64))
+    return (first + second + tail) * (1.0 + gamma(4))
 
 
 def _factor_defects(inner_product: InnerProduct, z: NDArray, psi: NDArray, R: NDArray) -> NDArray[np.float64]:
@@ -157,7 +134,7 @@ def _factor_defects(inner_product: InnerProduct, z: NDArray, psi: NDArray, R: ND
     K = z.shape[1]
     nonzero = np.abs(R) > 0
     last = np.array([np.flatnonzero(nonzero[:, k]).max() + 1 if nonzero[:, k].any() else 0 for k in range(K)])
-    bits = _split_bits(psi.shape[1])
+    bits = split_bits(psi.shape[1])
     if real:
         psi_hi, psi_lo = _split(psi, 1, bits)
     out = np.empty(K)
