@@ -15,9 +15,11 @@ from certrb.bem import (
     triangle_centroids,
     triangle_normals,
 )
+from certrb.bem.entries import CombinedFieldBlock, PlaneWaveBlock, SubMesh, restrict_mesh
 from certrb.bem.kernels import load_vector, operator_entries, operator_matrix, single_layer_entries, single_layer_matrix
 from certrb.bem.mesh import triangle_edges
 from certrb.bem.mie import _legendre, mie_coefficients, mie_neumann_trace, scattering_cross_section
+from certrb.errors import ShapeError
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +101,35 @@ def test_entries_equal_the_matrix_bit_for_bit(level2, operator, eta):
     assert np.array_equal(operator_entries(v, t, 2.0, rows, cols, operator=operator, eta=eta), A[rows, cols])
     if operator == "single_layer":
         assert np.array_equal(single_layer_entries(v, t, 2.0, rows, cols), A[rows, cols])
+
+
+def test_blocks_on_a_sub_mesh_equal_the_whole_mesh_bit_for_bit(level2):
+    v, t, _ = level2
+    rng = np.random.default_rng(1)
+    rows = np.concatenate([[0, 0, 0], rng.integers(0, t.shape[0], 30)])
+    cols = np.concatenate([[0, 1, 2], rng.integers(0, t.shape[0], 30)])  # coincident, touching and far pairs
+    block = CombinedFieldBlock(restrict_mesh(v, t, np.concatenate([rows, cols])))
+    assert block.mesh.ids.size < t.shape[0] / 4
+    full = operator_matrix(v, t, 2.0, operator="combined")
+    assert block(2.0, rows, cols).tobytes() == full[rows, cols].tobytes()
+    load = PlaneWaveBlock(restrict_mesh(v, t, rows), np.array([0.0, 0.6, 0.8]))
+    assert load(2.0, rows).tobytes() == load_vector(v, t, 2.0, [0.0, 0.6, 0.8], formulation="combined")[rows].tobytes()
+    rebuilt = PlaneWaveBlock.from_arrays(load.to_arrays("x/"), "x/")
+    assert rebuilt(2.0, rows).tobytes() == load(2.0, rows).tobytes()
+
+
+def test_a_sub_mesh_keeps_corners_and_shared_vertices():
+    v, t = icosphere(1)
+    index = np.array([5, 3, 3, 40, 41, 0])
+    mesh = restrict_mesh(v, t, index)
+    np.testing.assert_array_equal(mesh.ids, [0, 3, 5, 40, 41])
+    np.testing.assert_array_equal(mesh.vertices[mesh.triangles], v[t[mesh.ids]])
+    shared = t[mesh.ids][:, None, :, None] == t[mesh.ids][None, :, None, :]
+    np.testing.assert_array_equal(mesh.triangles[:, None, :, None] == mesh.triangles[None, :, None, :], shared)
+    with pytest.raises(ShapeError, match="outside the sub-mesh"):
+        mesh.local([1])
+    with pytest.raises(ShapeError, match="ids"):
+        SubMesh.from_arrays({**mesh.to_arrays(), "ids": mesh.ids[::-1]})
 
 
 def test_combined_matrix_is_its_parts(level2):

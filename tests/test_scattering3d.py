@@ -2,6 +2,9 @@
 
 import importlib
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("numba")
 
+import certrb
 from certrb.bem import icosphere, operator_matrix, relative_surface_error, sphere_scattering
 from certrb.cli import app
 from certrb.errors import ParameterError
@@ -150,6 +154,26 @@ def test_cli_writes_json_and_png(tmp_path):
     assert "violations" in data
     assert (out / "scattering3d.png").stat().st_size > 20_000
     assert "speed-up" in result.output
+
+
+def test_cli_saves_the_model_and_evaluate_reads_it_in_another_folder(tmp_path):
+    out = tmp_path / "res"
+    result = CliRunner().invoke(app, ["reproduce", "scattering3d", "--level", "1", "--k-min", "0.5", "--k-max", "1.2",
+                                      "--train", "15", "--test", "2", "--max-basis", "6", "--eim-train", "15",
+                                      "--scm-train", "41", "--out", str(out),
+                                      "--save", "model.h5"])
+    assert result.exit_code == 0, result.output
+    elsewhere = tmp_path / "empty"
+    elsewhere.mkdir()
+    (elsewhere / "copy.h5").write_bytes((out / "model.h5").read_bytes())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-c", "from certrb.cli import main; main()", "evaluate", "copy.h5",
+                          "--mu", "1.1", "--json"], cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
+    got = json.loads(run.stdout)
+    res = certrb.load(out / "model.h5").evaluate(np.array([[1.1]]))
+    assert np.array(got["bound"]).tobytes() == res.bound.tobytes()
+    assert np.array(got["interpolation_error"]).tobytes() == res.interpolation_error.tobytes()
+    assert got["n"] == res.n
 
 
 def test_cli_refuses_a_non_resolving_range(tmp_path):

@@ -12,7 +12,9 @@ Galerkin P0, validated against the Mie series (:mod:`certrb.bem.mie`). From
   hypersingular operator): ``(I/2 + K'(k) - i eta V(k)) phi = d u_inc / d n - i eta u_inc``
   with ``eta = k``; uniquely solvable for every ``k > 0``.
 
-The kernels need numba (extra ``bem``); :mod:`certrb.bem.kernels` is imported on first use.
+The kernels need numba (extra ``bem``); :mod:`certrb.bem.kernels` and the Mie series
+(:mod:`certrb.bem.mie`, scipy.special) are imported on first use, so the online
+entry evaluators of :mod:`certrb.bem.entries` import neither.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .mesh import icosphere, mean_edge_length, triangle_areas, triangle_centroids, triangle_normals
-from .mie import mie_neumann_trace
 
 __all__ = ["check_resolution", "icosphere", "load_vector", "mean_edge_length", "mie_neumann_trace",
            "operator_entries", "operator_matrix", "relative_surface_error", "single_layer_entries",
@@ -37,6 +38,10 @@ def __getattr__(name: str) -> Any:
         from . import kernels
 
         return getattr(kernels, name)
+    if name == "mie_neumann_trace":
+        from .mie import mie_neumann_trace
+
+        return mie_neumann_trace
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -106,6 +111,8 @@ def sphere_scattering(level: int, k: float, *, formulation: str = "combined", et
 def relative_surface_error(level: int, k: float, phi: NDArray[np.complex128], *,
                            direction: ArrayLike = (0.0, 0.0, 1.0)) -> float:
     """``sqrt(sum_i |T_i| |phi_i - phi_mie(c_i)|^2 / sum_i |T_i| |phi_mie(c_i)|^2)``, Mie at the centroids."""
+    from .mie import mie_neumann_trace
+
     v, t = icosphere(level)
     c = triangle_centroids(v, t)
     d = np.asarray(direction, dtype=float)

@@ -132,6 +132,7 @@ class CombinedFieldBlock:
     """
 
     kind: ClassVar[str] = "bem-combined-field"
+    arity: ClassVar[int] = 2  # index arrays: rows, cols
     mesh: SubMesh
 
     def __call__(self, mu: ArrayLike, rows: ArrayLike, cols: ArrayLike) -> NDArray[np.complex128]:
@@ -180,6 +181,7 @@ class PlaneWaveBlock:
     """
 
     kind: ClassVar[str] = "bem-plane-wave"
+    arity: ClassVar[int] = 1  # index arrays: rows
     mesh: SubMesh
     direction: NDArray[np.float64]
 

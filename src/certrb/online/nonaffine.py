@@ -38,8 +38,9 @@ __all__ = ["ENTRIES", "RECORDS", "InterpolatedCoefficients", "InterpolationBound
            "MagicEntries", "RhsIndicator", "coefficient_gap"]
 
 ENTRIES: dict[str, Any] = {cls.kind: cls for cls in (CombinedFieldBlock, PlaneWaveBlock)}
-"""Entry evaluators a stored :class:`MagicEntries` may hold: kind -> data class with ``to_arrays(prefix)``,
-classmethod ``from_arrays(arrays, prefix)`` and ``check_index(*index)``."""
+"""Entry evaluators a stored :class:`MagicEntries` may hold: kind -> data class with ``arity`` (2 for
+matrix entries, 1 for vector entries), ``to_arrays(prefix)``, classmethod ``from_arrays(arrays, prefix)``
+and ``check_index(*index)``."""
 
 _ENTRY = "entry/"  # key prefix of the entry evaluator's arrays, followed by its kind and "/"
 
@@ -53,6 +54,7 @@ class MagicEntries:
     entry : callable
         ``entry(mu, rows, cols)`` (a matrix EIM) or ``entry(mu, rows)`` (a vector EIM)
         for one parameter ``mu`` (P,): the entries as an array of shape (n_entries,).
+        Only a data evaluator of :data:`ENTRIES` can be stored (:meth:`to_arrays`).
     entries : ndarray of int, shape (M', 2) or (M', 1)
         The magic entries ``(i_m, j_m)`` or ``(i_m,)``.
     matrix : ndarray, shape (M', M')
@@ -108,6 +110,9 @@ class MagicEntries:
             raise ShapeError(f"array {prefix}transform must be upper triangular with a nonzero diagonal")
         index = entries.astype(np.intp)
         entry = _entry_from_arrays(arrays, prefix + _ENTRY)
+        if entry.arity != entries.shape[1]:
+            raise ShapeError(f"array {prefix}entries has {entries.shape[1]} column(s); its entry evaluator "
+                             f"{entry.kind!r} takes {entry.arity} index array(s)")
         try:
             entry.check_index(*index.T)
         except ShapeError as exc:
