@@ -1,11 +1,12 @@
 """A truth family with an ill-conditioned inner product: 1D P1 diffusion in H1 with a tiny mass weight.
 
 ``-((1 + mu_1 x) u')' + w mu_2 u = f`` on (0, 1) with natural boundary conditions,
-``f(v) = int_0^1 (x - 1/2) v`` (mean zero, so the constants, which X hardly weighs, stay unexcited), ``mu_1 in [0, 10]``, ``mu_2 in [1, 10]``, and the inner
-product ``X = K + w M`` (H1 with mass weight ``w``). Without Dirichlet conditions the
-stiffness matrix ``K`` is singular (constants), so ``cond(X) ~ 4 / (w h^2)``: about 1e15
-for ``w = 1e-10`` and 200 elements. ``A(mu_ref) = X`` at ``mu_ref = (0, 1)`` and every term
-is positive semi-definite, so min-theta with ``alpha_ref = 1`` is an exact lower bound
+``f(v) = int_0^1 (x - 1/2) v`` (mean zero: the constants, which X hardly weighs, stay
+unexcited), ``mu_1 in [0, 10]``, ``mu_2 in [1, 10]``, and the inner product ``X = K + w M``
+(H1 with mass weight ``w``). Without Dirichlet conditions the stiffness matrix ``K`` is
+singular (constants), so ``cond(X) ~ 4 / (w h^2)``: about 1e15 for ``w = 1e-10`` and 200
+elements. ``A(mu_ref) = X`` at ``mu_ref = (0, 1)`` and every term is positive
+semi-definite, so min-theta with ``alpha_ref = 1`` is an exact lower bound
 (``alpha(mu) >= min(1, mu_2) = 1``). Shared by the tests and by ``benchmarks/certification.py``.
 """
 

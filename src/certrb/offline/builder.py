@@ -351,7 +351,16 @@ class OfflineBuilder:
         p = self.problem
         return ReducedModel(p.parameter_space, p.operator.coefficients, p.rhs.coefficients, self.A_N.copy(),
                             self.f_N.copy(), p.stability, built, self.default if estimators is None else names[0],
-                            self._output(), self.basis.copy() if keep_basis else None)
+                            self._output(), self.basis.copy() if keep_basis else None,
+                            reconstruction_weights=self._reconstruction_weights() if keep_basis else None)
+
+    def _reconstruction_weights(self) -> NDArray[np.float64]:
+        """``|V|^T |X| |V|`` (N, N), rounded up (sums of non-negative terms err by at most gamma_{n_h + w})."""
+        X = self.problem.inner_product.matrix
+        A = np.abs(self.basis).astype(np.float64)
+        width = int(np.diff(X.indptr).max(initial=0))
+        nu = (X.shape[0] + width + 2) * float(np.finfo(np.float64).eps) / 2
+        return np.asarray(A.T @ (abs(X) @ A), dtype=np.float64) * (1.0 + 2 * nu / (1.0 - nu))
 
     def _output(self) -> ReducedOutput | None:
         p, dual = self.problem, self.dual

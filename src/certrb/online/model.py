@@ -100,6 +100,8 @@ class ReducedModel:
         ``(mus (n_mu, P), c (n_mu, n)) -> (n_mu,)`` indicator of the operator's
         interpolation error (:func:`certrb.offline.nonaffine.interpolation_indicator`),
         added to the residual norm in the bound.
+    reconstruction_weights : ndarray of float64, shape (N, N), optional
+        ``H = |V|^T |X| |V|`` (rounded up), for :meth:`reconstruction_error_bound`.
 
     Notes
     -----
@@ -120,6 +122,7 @@ class ReducedModel:
     output: ReducedOutput | None = None
     basis: NDArray | None = field(default=None, repr=False)
     interpolation: Callable[[NDArray, NDArray], NDArray] | None = field(default=None, repr=False)
+    reconstruction_weights: NDArray[np.float64] | None = field(default=None, repr=False)
     operators: ReducedOperators = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -187,9 +190,36 @@ class ReducedModel:
             raise ShapeError(f"coefficients must have shape (n_mu, n) with 1 <= n <= {self.n_basis}; got {c.shape}")
         return c @ self.basis[:, : c.shape[1]].T
 
+    def reconstruction_error_bound(self, coefficients: ArrayLike) -> NDArray[np.float64]:
+        """Bound of ``||reconstruct(c) - V[:, :n] c||_V``, the rounding of the reconstruction; shape (n_mu,).
+
+        The certified ``bound`` of :meth:`evaluate` covers the exact ``V c``; the vector
+        :meth:`reconstruct` returns is ``V c`` rounded, ``|fl(V c) - V c| <= gamma_n |V| |c|``
+        componentwise (a dot product of length n in any order; complex data with margin), so
+        ``||fl(V c) - V c||_V^2 <= (gamma_n |V| |c|)^T |X| (gamma_n |V| |c|) = gamma_n^2 |c|^T H |c|``
+        with ``H = |V|^T |X| |V|`` (:attr:`reconstruction_weights`). NaN for a model without ``H``.
+
+        Parameters
+        ----------
+        coefficients : array_like, shape (n_mu, n) or (n,), n <= N
+
+        """
+        c = np.abs(np.atleast_2d(np.asarray(coefficients)))
+        if c.ndim != 2 or not 1 <= c.shape[1] <= self.n_basis:
+            raise ShapeError(f"coefficients must have shape (n_mu, n) with 1 <= n <= {self.n_basis}; got {c.shape}")
+        n = c.shape[1]
+        if self.reconstruction_weights is None or self.basis is None:
+            return np.full(c.shape[0], np.nan)
+        u = float(np.finfo(self.basis.dtype).eps) / 2
+        terms = n + 2 if np.iscomplexobj(self.basis) or np.iscomplexobj(coefficients) else n
+        g = (2.0 if terms > n else 1.0) * terms * u / (1 - terms * u)
+        c = c.astype(np.float64)
+        quad = np.einsum("mi,ij,mj->m", c, self.reconstruction_weights[:n, :n], c)
+        return g * np.sqrt(quad) * (1.0 + 4 * (n + 4) * float(np.finfo(np.float64).eps))
+
     def with_estimators(self, estimators: Mapping[str, Estimator], default: str | None = None) -> ReducedModel:
         """A copy with more (or replaced) estimators attached."""
         merged = {**self.estimators, **estimators}
         return ReducedModel(self.parameter_space, self.operator_coefficients, self.rhs_coefficients, self.A_N,
                             self.f_N, self.stability, merged, default or self.default_estimator, self.output,
-                            self.basis, self.interpolation)
+                            self.basis, self.interpolation, self.reconstruction_weights)
