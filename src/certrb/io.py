@@ -710,10 +710,12 @@ def _decode(data: Datasets, attrs: Attrs, ctx: _Context) -> ReducedModel:
     if min(q_a, n) < 1 or A_N.shape[2] != n:
         raise ctx.error("A_N", f"has shape {A_N.shape}; expected (Q_a, N, N) with Q_a, N >= 1")
     f_N = _array(data, "f_N", ctx, family, (None, n))
-    if f_N.shape[0] < 1:
-        raise ctx.error("f_N", "has no terms")
     basis = _array(data, "basis", ctx, family, (None, n)) if "basis" in data else None
-    estimators = _decode_estimators(data, attrs, ctx, family, (f_N.shape[0] + q_a * n, n, space.dim))
+    for key, arr in (("f_N", f_N), ("basis", basis)):  # a real A_N comes from a real basis: all real
+        if arr is not None and (arr.size == 0 or (arr.dtype.kind == "c" and A_N.dtype.kind != "c")):
+            raise ctx.error(key, f"is empty or complex ({arr.dtype}) while A_N is real ({A_N.dtype})")
+    estimators = _decode_estimators(data, attrs, ctx, family,
+                                    (f_N.shape[0] + q_a * n, n, space.dim, A_N.dtype.kind == "c"))
     default = _attr(attrs, "default_estimator", ctx)
     if default not in estimators:
         raise ctx.attr_error("default_estimator", f"names {default!r}, which is not stored")
@@ -724,6 +726,7 @@ def _decode(data: Datasets, attrs: Attrs, ctx: _Context) -> ReducedModel:
             raise ctx.attr_error(_INTERPOLATION, "is not a stored record")
         interpolation = _decode_record(data, text[len(_RECORD):], _INTERPOLATION, ctx)
     kind, stability_data, stability_terms = _stability_data(data, attrs, ctx, q_a, space.dim)
+    _check_described(data, attrs, ctx, kind != "callable")
     output_data = _output_data(data, attrs, ctx, family, A_N.shape, f_N.shape[0])
     # functions last: here alone may a module be imported (trusted=True)
     names = space.names
@@ -734,6 +737,24 @@ def _decode(data: Datasets, attrs: Attrs, ctx: _Context) -> ReducedModel:
     stability = _make_stability(kind, _function(data, attrs, "stability", ctx, names, stability_terms),
                                 stability_data, ctx)
     return ReducedModel(space, theta, phi, A_N, f_N, stability, estimators, default, output, basis, interpolation)
+
+
+def _check_described(data: Datasets, attrs: Attrs, ctx: _Context, stability_data: bool) -> None:
+    """Refuse datasets the attributes do not describe (an output, estimator or record whose attribute is gone)."""
+    exact = {"parameter_space/lower", "parameter_space/upper", "A_N", "f_N", "basis"}
+    folders = [f"estimators/{key}/" for key, _ in json.loads(attrs["estimators"])]
+    folders += ["stability/"] if stability_data else []
+    if "output_coefficients" in attrs:
+        exact |= {"output/l_N", "output/dual_gram"}
+        if f"{_DUAL_ATTR}operator_coefficients" in attrs:
+            exact |= {"output/dual_rhs", "output/dual_operator"}
+            folders.append(_DUAL_DATA)
+    folders += [f"{_INTERPOLATION}/"] if str(attrs.get(_INTERPOLATION, "")).startswith(_RECORD) else []
+    folders += [f"{_FUNCTION_DATA}{key}/" for key in _FUNCTIONS
+                if _unconjugated(str(attrs.get(key, "")))[0].startswith(_RECORD)]
+    for key in data:
+        if key not in exact and not key.startswith(tuple(folders)):
+            raise ctx.error(key, "is not part of the model its attributes describe")
 
 
 def _decode_space(data: Datasets, attrs: Attrs, ctx: _Context) -> ParameterSpace:
@@ -751,8 +772,8 @@ def _decode_space(data: Datasets, attrs: Attrs, ctx: _Context) -> ParameterSpace
 
 
 def _decode_estimators(data: Datasets, attrs: Attrs, ctx: _Context, family: tuple[type, ...],
-                       sizes: tuple[int, int, int]) -> dict[str, Estimator]:
-    """The stored estimators, each checked by its ``from_arrays`` and against the model's sizes (K, N, P)."""
+                       sizes: tuple[int, int, int, bool]) -> dict[str, Estimator]:
+    """The stored estimators, each checked by its ``from_arrays`` and against the model (K, N, P, complex)."""
     listed = _attr_json(attrs, "estimators", ctx)
     if not (isinstance(listed, list) and listed and all(
             isinstance(e, list) and len(e) == 2 and e[0] == e[1] and e[0] in EVALUATORS for e in listed)
@@ -773,13 +794,14 @@ def _decode_estimators(data: Datasets, attrs: Attrs, ctx: _Context, family: tupl
 
 
 def _check_estimator(est: Estimator, prefix: str, ctx: _Context, family: tuple[type, ...],
-                     sizes: tuple[int, int, int]) -> None:
-    """An estimator's data against the model: its precision and K components (sub-model sizes, P)."""
-    k, n, p = sizes
+                     sizes: tuple[int, int, int, bool]) -> None:
+    """An estimator's data against the model: precision, field, K components (sub-model sizes N, P)."""
+    k, n, p, complex_ = sizes
     arrays = est.to_arrays()
-    for key in _VALUE_ARRAYS:
-        if key in arrays and arrays[key].dtype.type not in family:
-            raise ctx.error(prefix + key, f"has dtype {arrays[key].dtype}; the model's data are "
+    for key in _VALUE_ARRAYS:  # the Riesz representatives of the f_p and A_q v_i are complex iff A_N is
+        if key in arrays and (arrays[key].dtype.type not in family or (arrays[key].dtype.kind == "c") != complex_):
+            raise ctx.error(prefix + key, f"has dtype {arrays[key].dtype}; the model's data (A_N) are "
+                                          f"{'complex' if complex_ else 'real'} of "
                                           f"{' or '.join(np.dtype(t).name for t in family)}")
     if isinstance(est, PointBasisEstimator):
         if est.points.shape[1] != p or est.sizes.max() > n:
@@ -829,6 +851,8 @@ def _stability_data(data: Datasets, attrs: Attrs, ctx: _Context, q_a: int,
 
 def _make_stability(kind: str, coefficients: Callable, fields: dict[str, Any], ctx: _Context) -> Callable:
     if kind == "callable":
+        if isinstance(coefficients, ExpressionCoefficients | Conjugated):
+            raise ctx.attr_error("stability", "holds coefficients (n_mu, Q), not a stability bound (n_mu,)")
         return coefficients
     try:
         if kind == "min-theta":
@@ -845,7 +869,7 @@ def _output_data(data: Datasets, attrs: Attrs, ctx: _Context, family: tuple[type
         return None
     q_a, n = operator_shape[:2]
     l_N = _array(data, "output/l_N", ctx, family, (None, n))
-    gram = _array(data, "output/dual_gram", ctx, _DOUBLE + family, (l_N.shape[0], l_N.shape[0]))
+    gram = _array(data, "output/dual_gram", ctx, _DOUBLE, (l_N.shape[0], l_N.shape[0]))  # double in any model
     if l_N.shape[0] < 1 or not np.array_equal(gram, gram.conj().T) or not (gram.diagonal().real >= 0).all():
         raise ctx.error("output/dual_gram", "is not Hermitian with a non-negative diagonal (or the output is empty)")
     if f"{_DUAL_ATTR}operator_coefficients" not in attrs:
