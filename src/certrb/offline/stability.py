@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,26 +14,31 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import StabilityError
 from ..online.stability import MinThetaBound, real_nonnegative
 from .affine import AffineOperator
+from .certify import Term, certify_psd, hermitian_sum
 
-__all__ = ["MinTheta", "coercivity_constant"]
+__all__ = ["MinTheta", "certified_lower", "coercivity_constant", "term_shift"]
 
-_DENSE_LIMIT = 3000
+_SMALL = 200  # dense eigensolver for the estimate up to this size
+_STEPS = (1e-8, 1e-6, 1e-4, 1e-2, 0.1, 0.5, 0.9, 0.99)
+_FINE = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3)
+_BLOCK = 4
+_TERM_SHIFTS = (0.0, 1e-12, 1e-10, 1e-8)
+_ITERATIONS = 12
+_COARSE = 5
 
 StabilityCallable = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 
 
 def coercivity_constant(matrix: sp.spmatrix, inner_product: sp.spmatrix) -> float:
-    """Coercivity constant ``min_v Re(v^H A v) / (v^H X v)`` of one matrix.
+    """Certified lower bound of the coercivity constant ``min_v Re(v^H A v) / (v^H X v)``.
 
-    Computed as the smallest generalized eigenvalue of the Hermitian part of
-    ``A`` with respect to ``X``: dense ``eigh`` up to 3000 unknowns, otherwise
-    ``eigsh`` in shift-invert mode around 0, whose answer is then checked with
-    the inertia of ``H - s X`` (no eigenvalue may lie below it).
-
-    Raises
-    ------
-    StabilityError
-        If eigsh does not converge or its answer is not the smallest eigenvalue.
+    An estimate of the smallest generalized eigenvalue of the Hermitian part ``H`` of
+    ``A`` with respect to ``X`` (dense for small sizes, else LOBPCG preconditioned by a
+    sparse LU of ``H - sigma X``) is lowered until :func:`certrb.offline.certify.certify_psd`
+    proves ``H - s X >= 0`` for the stored ``A`` and ``X`` (floating-point error included);
+    unless the first step verified, the estimate is refined once by inverse iteration shifted
+    to the certified value (fast even on a clustered spectrum) and certified again.
+    The value returned is such a certified ``s <= alpha``.
 
     Parameters
     ----------
@@ -42,26 +47,83 @@ def coercivity_constant(matrix: sp.spmatrix, inner_product: sp.spmatrix) -> floa
 
     Returns
     -------
-    alpha : float
+    alpha_LB : float
+        Certified, ``0 < alpha_LB <= alpha``.
+
+    Raises
+    ------
+    StabilityError
+        If no positive lower bound can be certified (``A`` not coercive, or numerically singular).
 
     """
-    H = sp.csc_matrix((matrix + matrix.conj().T) * 0.5)
-    X = sp.csc_matrix(inner_product)
-    if H.shape[0] <= _DENSE_LIMIT:
-        return float(sla.eigh(H.toarray(), X.toarray(), eigvals_only=True, subset_by_index=[0, 0])[0])
+    A = sp.csr_matrix(matrix)
+    X = sp.csr_matrix(inner_product)
+    terms = [(0.5, A), (0.5, A.conj().T)]
+    H = sp.csr_matrix((A + A.conj().T) * 0.5)
+    estimate, v = _smallest(H, X, 0.0, None, _COARSE)
+    best, step = certified_lower(terms, X, estimate)
+    if step > _STEPS[0]:  # refine the estimate by inverse iteration from the certified value, then certify again
+        estimate, _ = _smallest(H, X, best, v, _ITERATIONS)
+        best = max(best, certified_lower(terms, X, estimate, lowest=best, steps=_FINE)[0])
+    return best
+
+
+def certified_lower(terms: Sequence[Term], X: sp.spmatrix, estimate: float, *, lowest: float = 0.0,
+                    steps: Sequence[float] = _STEPS) -> tuple[float, float]:
+    """Largest ``s = estimate (1 - step)`` (steps 1e-8, 1e-6, ..) with ``sum_k c_k M_k - s X`` certified PSD.
+
+    Returns ``(s, step)``; raises StabilityError when no ``s > lowest`` (nor ``lowest > 0``
+    itself, if given) is certified.
+    """
+    for step in steps:
+        s = estimate * (1 - step)
+        if not s > lowest:
+            break
+        if certify_psd(*hermitian_sum([*terms, (-s, X)])):
+            return float(s), step
+    if lowest > 0:
+        return lowest, 1.0
+    raise StabilityError(f"no positive stability lower bound could be certified (estimate {estimate:.6g}): "
+                         "the operator is not coercive, or numerically singular")
+
+
+def _smallest(H: sp.csr_matrix, X: sp.csr_matrix, sigma: float, v0: NDArray | None,
+              iterations: int) -> tuple[float, NDArray]:
+    """Estimate (a Rayleigh quotient) of the smallest eigenvalue of ``(H, X)`` above ``sigma``, and its vector."""
+    n = H.shape[0]
+    shifted = sp.csc_matrix(H - sigma * X)
+    if n <= _SMALL:
+        try:  # the largest eigenvalue of (X, H - sigma X) is accurate even when X is ill-conditioned
+            w, V = sla.eigh(X.toarray(), shifted.toarray(), subset_by_index=[n - 1, n - 1])
+            return float(sigma + 1 / w[0]), V[:, 0]
+        except (np.linalg.LinAlgError, ZeroDivisionError):
+            w, V = sla.eigh(H.toarray(), X.toarray(), subset_by_index=[0, 0])
+            return float(w[0]), V[:, 0]
     try:
-        vals = spla.eigsh(H, k=1, M=X, sigma=0.0, which="LM", return_eigenvectors=False)
-    except spla.ArpackNoConvergence as exc:
-        raise StabilityError("eigsh did not converge for the coercivity constant; pass alpha_ref") from exc
-    alpha = float(vals[0])
-    # eigsh found the eigenvalue nearest 0; by Sylvester's law of inertia, no eigenvalue lies
-    # below it iff H - s X has no negative pivot for s slightly below it
-    shift = alpha - 1e-8 * abs(alpha)
-    lu = spla.splu(H - shift * X, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                   options={"SymmetricMode": True})
-    if not np.array_equal(lu.perm_r, lu.perm_c) or np.any(lu.U.diagonal().real <= 0):
-        raise StabilityError("could not certify the smallest eigenvalue found by eigsh; pass alpha_ref")
-    return alpha
+        lu = spla.splu(shifted, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    except RuntimeError as exc:
+        raise StabilityError(f"the Hermitian part is singular (shift {sigma:.6g}): not coercive") from exc
+    dtype = np.result_type(H.dtype, X.dtype, lu.U.dtype)
+    V = np.random.default_rng(0).standard_normal((n, _BLOCK)).astype(dtype)
+    if v0 is not None:
+        V[:, 0] = v0
+    value = np.inf
+    for _ in range(iterations):  # inverse subspace iteration with Rayleigh-Ritz on (X, H - sigma X)
+        W, _r = np.linalg.qr(lu.solve(np.asarray(X @ V, dtype=dtype)))
+        try:
+            mu, C = sla.eigh(_gram(W, X), _gram(W, shifted))
+        except np.linalg.LinAlgError as exc:
+            raise StabilityError("the Hermitian part is not positive definite: not coercive") from exc
+        V = W @ C[:, ::-1]
+        previous, value = value, float(sigma + 1 / mu[-1])
+        if abs(previous - value) <= 1e-10 * abs(value):
+            break
+    return value, V[:, 0]
+
+
+def _gram(W: NDArray, M: sp.spmatrix) -> NDArray:
+    G = W.conj().T @ (M @ W)
+    return (G + G.conj().T) / 2
 
 
 @dataclass(frozen=True)
@@ -71,6 +133,14 @@ class MinTheta:
     For ``A(mu) = sum_q theta_q(mu) A_q`` with real ``theta_q(mu) >= 0`` and
     Hermitian parts of ``A_q`` positive semi-definite,
     ``alpha(mu) >= alpha(mu_ref) * min_{q: theta_q(mu_ref) > 0} theta_q(mu) / theta_q(mu_ref)``.
+
+    Binding checks the precondition: each Hermitian part ``S_q`` is certified to satisfy
+    ``S_q + eps_q X >= 0`` with the smallest ``eps_q`` of ``0, 1e-12, 1e-10, 1e-8`` times
+    ``max_i (S_q)_ii / X_ii`` that verifies (the bound accounts for the ``eps_q``, see
+    :class:`~certrb.online.stability.MinThetaBound`); a term for which none verifies raises.
+    The reference constant is :func:`coercivity_constant` (certified); a given ``alpha_ref``
+    is certified as ``alpha_ref (1 - 1e-8)`` or ``alpha_ref (1 - 1e-6)`` when that verifies,
+    and otherwise kept as an assumption (``MinThetaBound.certified`` is False).
 
     Parameters
     ----------
@@ -85,11 +155,50 @@ class MinTheta:
     alpha_ref: float | None = None
 
     def bind(self, operator: AffineOperator, inner_product: sp.spmatrix, mus_ref: NDArray) -> MinThetaBound:
-        """Evaluate the reference data and return the online lower-bound function."""
+        """Evaluate the reference data and return the online lower-bound function.
+
+        Raises
+        ------
+        StabilityError
+            If a term's Hermitian part is not certified positive semi-definite, or no
+            positive reference constant is.
+
+        """
         theta_ref = real_nonnegative(operator.theta(mus_ref))[0]
-        alpha = self.alpha_ref
+        X = sp.csr_matrix(inner_product)
+        shifts = np.array([term_shift(a, X, q) for q, a in enumerate(operator.terms)])
+        A = sp.csr_matrix(operator.assemble(theta_ref))
+        alpha, certified = self.alpha_ref, True
         if alpha is None:
-            alpha = coercivity_constant(operator.assemble(theta_ref), inner_product)
-        if not alpha > 0:
+            alpha = coercivity_constant(A, X)
+        elif not alpha > 0:
             raise StabilityError(f"coercivity constant at mu_ref is not positive: {alpha}")
-        return MinThetaBound(operator.coefficients, theta_ref, float(alpha))
+        else:
+            terms = [(t * 0.5, a) for t, a in zip(theta_ref, operator.terms, strict=True) if t]
+            terms += [(t * 0.5, a.conj().T) for t, a in zip(theta_ref, operator.terms, strict=True) if t]
+            try:
+                alpha = certified_lower(terms, X, float(alpha), steps=_STEPS[:2])[0]
+            except StabilityError:
+                certified = False
+        return MinThetaBound(operator.coefficients, theta_ref, float(alpha),
+                             shifts=shifts if shifts.any() else None, certified=certified)
+
+
+def term_shift(term: sp.spmatrix, X: sp.csr_matrix, q: int) -> float:
+    """Smallest certified ``eps`` of ``0, 1e-12, 1e-10, 1e-8`` times the term's scale with ``S_q + eps X >= 0``.
+
+    ``S_q = (A_q + A_q^H) / 2`` and the scale is ``max_i (S_q)_ii / X_ii``; StabilityError
+    names the term when none verifies (its Hermitian part is indefinite, or nearly so).
+    """
+    a = sp.csr_matrix(term)
+    sym = (a + a.conj().T) * 0.5
+    sym.eliminate_zeros()
+    if sym.nnz == 0:
+        return 0.0
+    scale = float(np.max(sym.diagonal().real / X.diagonal().real))
+    for rel in _TERM_SHIFTS:
+        eps = rel * max(scale, 0.0)
+        if (rel == 0 or eps > 0) and certify_psd(*hermitian_sum([(0.5, a), (0.5, a.conj().T), (eps, X)])):
+            return eps
+    raise StabilityError(f"MinTheta needs positive semi-definite Hermitian parts of the operator terms: term {q} "
+                         f"is not certified (even with a shift of {_TERM_SHIFTS[-1]:.0e} times its scale)")

@@ -12,6 +12,8 @@ from .coefficients import Coefficients, evaluate_coefficients
 
 __all__ = ["MinThetaBound", "check_stability", "real_nonnegative"]
 
+_EPS = float(np.finfo(np.float64).eps)
+
 
 def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
     """Check the output of a stability lower bound: shape (n_mu,), finite, positive."""
@@ -49,6 +51,12 @@ class MinThetaBound:
         Coefficients at the reference parameter.
     alpha_ref : float
         Coercivity constant at the reference parameter.
+    shifts : ndarray, shape (Q,), optional
+        ``eps_q >= 0`` with ``(A_q + A_q^H) / 2 + eps_q X`` positive semi-definite; the bound
+        is then ``min_q theta_q(mu) (alpha_ref + theta_ref . eps) / theta_q(mu_ref) - theta(mu) . eps``.
+    certified : bool
+        ``alpha_ref`` and the shifts are proved (:class:`certrb.offline.stability.MinTheta`
+        sets it); a bound without the flag is an assumption.
 
     Raises
     ------
@@ -61,6 +69,8 @@ class MinThetaBound:
     coefficients: Coefficients
     theta_ref: NDArray[np.float64]
     alpha_ref: float
+    shifts: NDArray[np.float64] | None = None
+    certified: bool = False
     _active: NDArray[np.intp] = field(init=False, repr=False)
     _scale: NDArray[np.float64] = field(init=False, repr=False)
 
@@ -72,9 +82,16 @@ class MinThetaBound:
                                  f"entry; got {ref.dtype} {ref.shape}")
         if not (isinstance(self.alpha_ref, float | int) and 0 < self.alpha_ref < np.inf):
             raise StabilityError(f"alpha_ref must be a finite positive number; got {self.alpha_ref!r}")
+        if self.shifts is not None:
+            shifts = np.asarray(self.shifts)
+            if shifts.dtype != np.float64 or shifts.shape != ref.shape or not (np.isfinite(shifts).all()
+                                                                                and (shifts >= 0).all()):
+                raise StabilityError(f"shifts must be a finite non-negative float64 vector {ref.shape}; got "
+                                     f"{shifts.dtype} {shifts.shape}")
         active = np.flatnonzero(ref > 0)
         object.__setattr__(self, "_active", active)
-        object.__setattr__(self, "_scale", self.alpha_ref / np.asarray(self.theta_ref)[active])
+        top = self.alpha_ref + (0.0 if self.shifts is None else float(np.asarray(self.theta_ref) @ self.shifts))
+        object.__setattr__(self, "_scale", top / np.asarray(self.theta_ref)[active])
 
     def __call__(self, mus: NDArray[np.float64]) -> NDArray[np.float64]:
         """Lower bounds for a batch ``mus`` (n_mu, P), shape (n_mu,)."""
@@ -83,6 +100,7 @@ class MinThetaBound:
     def from_theta(self, theta: NDArray) -> NDArray[np.float64]:
         """Lower bounds from already evaluated operator coefficients (n_mu, Q), shape (n_mu,)."""
         theta = real_nonnegative(theta)
-        if self._active.size < theta.shape[1]:
-            theta = theta[:, self._active]
-        return (theta * self._scale).min(axis=1)
+        low = (theta[:, self._active] * self._scale).min(axis=1) * (1 - 4 * _EPS)
+        if self.shifts is not None:  # rounded down past the products, the dot product and the difference
+            low = low - (theta @ self.shifts) * (1 + (theta.shape[1] + 4) * _EPS)
+        return low * np.where(low > 0, 1 - 2 * _EPS, 1 + 2 * _EPS)
