@@ -73,7 +73,7 @@ def test_save_load_with_dual(models, tmp_path):
     problem, _, corrected = models
     path = tmp_path / "m.h5"
     certrb.save(corrected, path)
-    loaded = certrb.load(path)
+    loaded = certrb.load(path, trusted=True)
     mus = problem.parameter_space.sample(10, rng=4)
     a, b = corrected.evaluate(mus), loaded.evaluate(mus)
     assert np.array_equal(a.output, b.output)

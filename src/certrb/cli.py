@@ -24,6 +24,8 @@ app = typer.Typer(help="Certified reduced basis models with round-off-robust err
 reproduce_app = typer.Typer(help="Reproduce the method's studies.", no_args_is_help=True)
 app.add_typer(reproduce_app, name="reproduce")
 console = Console()
+Trusted = Annotated[bool, typer.Option(help="Import the functions a model file names by import path: trusted "
+                                            "files only (importing runs their code).")]
 
 
 def write_json_atomic(data: dict, path: Path) -> None:
@@ -194,11 +196,12 @@ def reproduce_scattering3d(
 
 
 @app.command()
-def info(model: Annotated[Path, typer.Argument(help="Saved model file (HDF5).")]) -> None:
+def info(model: Annotated[Path, typer.Argument(help="Saved model file (HDF5).")],
+         trusted: Trusted = False) -> None:
     """Describe a saved reduced model."""
     from .io import load
 
-    rom = load(model)
+    rom = load(model, trusted=trusted)
     table = Table(title=str(model))
     table.add_column("property")
     table.add_column("value")
@@ -218,11 +221,12 @@ def evaluate(
     estimator: Annotated[str | None, typer.Option(help="Estimator name (default: the model's).")] = None,
     n: Annotated[int | None, typer.Option(help="Nested sub-model size.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every result at full precision as JSON.")] = False,
+    trusted: Trusted = False,
 ) -> None:
     """Evaluate a saved model: reduced solution norm, residual norm and error bound."""
     from .io import load
 
-    rom = load(model)
+    rom = load(model, trusted=trusted)
     try:
         mus = np.array([[float(v) for v in m.split(",")] for m in mu])
     except ValueError as exc:

@@ -6,7 +6,8 @@ Layout of a file (format ``"certrb-model"``, version 1)::
                              parameter_names, parameter_scale (JSON lists),
                              operator_coefficients, rhs_coefficients,
                              output_coefficients (optional), stability_kind,
-                             stability, default_estimator,
+                             stability, scm (SCM bounds), interpolation
+                             (optional), default_estimator,
                              estimators (JSON list of [key, name]),
                              datasets (JSON list of every dataset path)
     /parameter_space/lower, /parameter_space/upper     (P,)
@@ -14,16 +15,27 @@ Layout of a file (format ``"certrb-model"``, version 1)::
     /output/l_N (Q_l, N), /output/dual_gram (Q_l, Q_l) if there is an output
     /stability/theta_ref (Q_a,), /stability/alpha_ref ()   for min-theta bounds
     /estimators/<key>/<array>                           ``Estimator.to_arrays()``
+    /functions/<attribute>/<array>, /interpolation/<array>   data-backed objects (records)
 
 Root attributes are fixed-length UTF-8 strings (``version`` is an integer), so
-h5py reads them back as ``bytes``. Expression coefficients
-(:class:`certrb.online.expressions.ExpressionCoefficients`) are stored as text,
-``"expr:" + json.dumps({"names": [...], "texts": [...]})``, and parsed on load,
-which imports nothing; other callables are stored by import path ``"module:qualname"``
-and re-imported on load. A :class:`certrb.online.coefficients.Conjugated` wrapper of
-either is stored as ``"conj:"`` followed by its function's text. The checksum is
-the SHA-256 of every dataset (path, dtype, shape and bytes, in sorted path order)
-followed by every root attribute but the checksum itself (sorted by name).
+h5py reads them back as ``bytes``. A function is stored as data where it can be:
+expression coefficients (:class:`certrb.online.expressions.ExpressionCoefficients`)
+as ``"expr:" + json.dumps({"names": [...], "texts": [...]})``, parsed on load; an
+object of a class in :data:`certrb.online.nonaffine.RECORDS` (a matrix-EIM
+coefficient function or interpolation indicator) as ``"record:<kind>"`` with its
+``to_arrays()`` under ``functions/<attribute>/`` (``interpolation/`` for the
+model's ``interpolation``), rebuilt by ``from_arrays``. Any other callable is
+stored by import path ``"module:qualname"``; :func:`save` refuses one that another
+process cannot import. A :class:`certrb.online.coefficients.Conjugated` wrapper is
+stored as ``"conj:"`` followed by its function's text. The checksum is the SHA-256
+of every dataset (path, dtype, shape and bytes, in sorted path order) followed by
+every root attribute but the checksum itself (sorted by name).
+
+Trust: the checksum detects accidents, not crafted files (anyone can recompute
+it). :func:`load` therefore imports nothing named by a file unless asked
+(``trusted=True``, or the functions passed as ``coefficients=``), and checks every
+dataset against the metadata and the others (dtype, shape, finiteness, signs,
+triangularity, the sizes N, K = Q_f + Q_a N, Q, m, P) before it builds the model.
 
 Models built with ``precision="extended"`` store ``A_N``, ``f_N``, the basis and
 the estimator data as numpy.longdouble / numpy.clongdouble, which HDF5 keeps
@@ -114,9 +126,10 @@ def _h5py() -> Any:
 def save(model: ReducedModel, path: str | os.PathLike[str], *, online_only: bool = False) -> None:
     """Write a reduced model to an HDF5 file, atomically.
 
-    The file is written to a temporary file in the destination directory,
-    flushed to disk and renamed over ``path``; on failure the temporary file is
-    removed and an existing file at ``path`` is left untouched.
+    The file is written to a temporary file in the destination directory (an
+    unnamed one on Linux, so that a killed process leaves nothing behind), flushed
+    to disk and renamed over ``path``; on any failure or interrupt the temporary
+    file is removed and an existing file at ``path`` is left untouched.
 
     Parameters
     ----------
@@ -135,9 +148,16 @@ def save(model: ReducedModel, path: str | os.PathLike[str], *, online_only: bool
         If ``model`` is not a ReducedModel.
     ValueError
         If a coefficient or stability function is neither expressions
-        (:class:`certrb.ExpressionCoefficients`) nor re-importable by its
-        ``module:qualname`` path (a lambda, a nested function, a callable
-        object), or an estimator is not one of certrb's.
+        (:class:`certrb.ExpressionCoefficients`), nor a data-backed object of
+        :data:`certrb.online.nonaffine.RECORDS`, nor a module-level function another
+        process can import by its ``module:qualname`` path (refused: functions of
+        ``__main__``, lambdas, nested functions and closures, bound methods, other
+        callable objects); if ``model.interpolation`` is not such an object; or if an
+        estimator is not one of certrb's.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+    KeyboardInterrupt
+        Re-raised after an interrupt, an existing file at ``path`` left untouched.
     ImportError
         If h5py is not installed.
 
