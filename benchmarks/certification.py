@@ -50,16 +50,19 @@ import certrb
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "certification" / "reference.py"
-PROBLEMS = ("thermal_block", "diffusion1d")
+ILLCONDITIONED = ROOT / "tests" / "certification" / "illconditioned.py"
+# X = K + w M, cond(X) ~ 4 / (w h^2): (weight, most elements) such that X is certified definite in double
+H1_WEIGHTS = {"h1_w1": (1.0, 10**6), "h1_w1e-6": (1e-6, 10**6), "h1_w1e-10": (1e-10, 30)}
+PROBLEMS = ("thermal_block", "diffusion1d", *H1_WEIGHTS)
 MAIN_ESTIMATOR = "orthonormal"
 SERIES = ("certrb_rigorous", "certrb_estimate", "pymor_stable", "pymor_classical")
 
 DEFAULTS: dict[str, Any] = {
-    "n": 100, "n_elements": 500, "n_train": 1000, "n_mu": 200, "max_basis": 60,
+    "n": 100, "n_elements": 500, "h1_elements": 200, "n_train": 1000, "n_mu": 200, "max_basis": 60,
     "estimators": ["eim-stabilized", "expanded"],
 }
 QUICK: dict[str, Any] = {
-    "n": 10, "n_elements": 100, "n_train": 100, "n_mu": 40, "max_basis": 20,
+    "n": 10, "n_elements": 100, "h1_elements": 100, "n_train": 100, "n_mu": 40, "max_basis": 20,
     "estimators": ["expanded"],
 }
 
@@ -71,6 +74,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: small meshes, few parameters")
     p.add_argument("--n", type=int, help=f"squares per side of the thermal block mesh (default {DEFAULTS['n']})")
     p.add_argument("--n-elements", type=int, help=f"elements of the 1D problem (default {DEFAULTS['n_elements']})")
+    p.add_argument("--h1-elements", type=int,
+                   help=f"elements of the ill-conditioned H1 problems (default {DEFAULTS['h1_elements']})")
     p.add_argument("--n-train", type=int, help=f"greedy training parameters (default {DEFAULTS['n_train']})")
     p.add_argument("--n-mu", type=int, help=f"test parameters per N (default {DEFAULTS['n_mu']})")
     p.add_argument("--max-basis", type=int, help=f"greedy basis cap (default {DEFAULTS['max_basis']})")
@@ -87,11 +92,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_reference() -> ModuleType:
-    """The certification suite's reference module, imported from its file."""
-    spec = importlib.util.spec_from_file_location("certification_reference", REFERENCE)
+def load_reference(path: Path = REFERENCE, name: str = "certification_reference") -> ModuleType:
+    """A module of the certification suite (by default its reference), imported from its file."""
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {REFERENCE}")
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve their module by name
     spec.loader.exec_module(module)
@@ -104,6 +109,10 @@ def make_problem(name: str, args: argparse.Namespace) -> certrb.Problem:
 
     if name == "thermal_block":
         return thermal_block((2, 2), n=args.n, mu_range=(0.1, 1.0))
+    if name in H1_WEIGHTS:
+        family = load_reference(ILLCONDITIONED, "certification_illconditioned")
+        weight, most = H1_WEIGHTS[name]
+        return family.h1_diffusion(min(args.h1_elements, most), weight)
     return diffusion1d(args.n_elements)
 
 
@@ -150,13 +159,14 @@ def run_problem(name: str, args: argparse.Namespace, refmod: ModuleType, pymor: 
     problem = make_problem(name, args)
     space = problem.parameter_space
     names = [MAIN_ESTIMATOR, *[e for e in args.estimators if e != MAIN_ESTIMATOR]]
-    builder = certrb.OfflineBuilder(problem, tuple(names), rng=args.seed)
+    ill = name in H1_WEIGHTS  # refined snapshots and truth: cond(X) up to ~1e15
+    builder = certrb.OfflineBuilder(problem, tuple(names), rng=args.seed, snapshot_refine=2 if ill else None)
     greedy = certrb.weak_greedy(builder, space.sample(args.n_train, rng=args.seed), tol=0.0,
                                 max_basis=args.max_basis)
     model = greedy.model
     greedy_s = time.perf_counter() - t0
     mus = space.sample(args.n_mu, rng=args.seed + 1)
-    ref = refmod.truth_reference(problem, mus)
+    ref = refmod.truth_reference(problem, mus, refine=6 if ill else 2)
     sizes = list(range(1, model.n_basis + 1))
     cert = refmod.certify(problem, model, mus, estimators=names, sizes=sizes, reference=ref)
     by_name: dict[str, list[Any]] = {e: [t for t in cert.tallies if t.estimator == e] for e in names}
@@ -164,7 +174,7 @@ def run_problem(name: str, args: argparse.Namespace, refmod: ModuleType, pymor: 
     table: dict[str, Any] = {"n": sizes, "certrb_rigorous": [t.bound_violations for t in main],
                              "certrb_estimate": [t.estimate_violations for t in main]}
     series: dict[str, list[Any]] = {"certrb_rigorous": main}
-    if pymor["available"]:
+    if pymor["available"] and not ill:  # the pyMOR twin covers the two study problems
         theirs = pymor_series(problem, model, ref, sizes, refmod)
         for kind, tallies in theirs.items():
             table[kind] = [t.bound_violations for t in tallies]

@@ -1,4 +1,4 @@
-"""Ill-conditioned inner products: H1 with a tiny mass weight, ``cond(X)`` up to ~1e15.
+"""Ill-conditioned inner products: H1 with a tiny mass weight, ``cond(X)`` up to ~4e13.
 
 The ``orthonormal`` (E5) estimator must drive a greedy to the same true-error floor as
 ``eim``, every ``rigorous`` bound must hold at every N against the extended-precision
@@ -22,8 +22,8 @@ from certrb.offline.estimators.roundoff import gram_error, gram_extended
 
 EFFECTIVITY = 100.0
 REFINE = 6  # truth refinement steps: at cond(X) ~ 1e15 two steps leave ~1e-12 relative errors in the reference
-CASES = [(1e-6, 200), (1e-10, 100)]
-SLOW_CASES = [(1.0, 200), (1.0, 1000), (1e-6, 1000), (1e-10, 200)]
+CASES = [(1e-6, 200), (1e-10, 20)]
+SLOW_CASES = [(1.0, 200), (1.0, 1000), (1e-6, 1000), (1e-10, 30)]
 
 
 @functools.cache
@@ -51,7 +51,8 @@ def _check(weight: float, n_elements: int) -> None:
     floor_eim, _ = _floor(problem, eim.model, mus)
     assert floor_e5 <= 3 * max(floor_eim, 1e-12)
     cert = certify(problem, e5.model, mus, refine=REFINE)
-    assert all(v == 0 for v in cert.violations().values()), cert.violations()
+    violations = cert.violations(rigorous_only=False)  # with the proven stability constant, every bound must hold
+    assert all(v == 0 for v in violations.values()), violations
     for t in cert.tallies:
         if t.estimator == "orthonormal" and t.median_relative_error > 100 * floor_eim:
             assert t.effectivity["q1"] <= EFFECTIVITY, (t.n, t.effectivity)
