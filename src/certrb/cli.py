@@ -148,7 +148,7 @@ def _scattering_table(results: dict) -> Table:
     for name, rows in results["bound"].items():
         eff = [np.nanmin(np.array(b, dtype=float) / e) for b, e in zip(rows, err, strict=True) if b is not None]
         table.add_row(name, str(results["violations"][name]), str(results["violations_below_floor"][name]),
-                      f"{min(eff):.3g}")
+                      f"{min(eff):.3g}" if eff else "not built")
     table.caption = (f"truth vs Mie: {min(mie['truth']):.2%}..{max(mie['truth']):.2%}; RB vs Mie at k = "
                      f"{mie['rb']['k']:.4f}: {mie['rb']['rb']:.2%}; online speed-up {speed['speedup']:.0f}x "
                      f"({speed['online_seconds'] * 1e3:.1f} ms vs {speed['truth_seconds']:.2f} s)")
