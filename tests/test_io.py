@@ -447,3 +447,15 @@ def test_checksum_ignores_long_double_padding(which, part, request, tmp_path):
     _flip_byte(path, "A_N", value)  # the last mantissa bit
     with pytest.raises(ModelFileError, match="checksum"):
         certrb.load(path, trusted=True)
+
+
+def test_reconstruction_bound_survives_a_round_trip(small_greedy, tmp_path):
+    model = small_greedy.model
+    path = tmp_path / "m.h5"
+    certrb.save(model, path)
+    back = certrb.load(path, trusted=True)
+    c = model.solve(model.parameter_space.sample(5, rng=0))
+    assert np.all(np.isfinite(back.reconstruction_error_bound(c)))
+    assert np.array_equal(back.reconstruction_error_bound(c), model.reconstruction_error_bound(c))
+    certrb.save(model, path, online_only=True)
+    assert certrb.load(path, trusted=True).reconstruction_weights is None

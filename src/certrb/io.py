@@ -258,6 +258,8 @@ def _encode(model: ReducedModel, online_only: bool) -> tuple[Datasets, Attrs]:
                     "default_estimator": model.default_estimator}
     if not online_only and model.basis is not None:
         data["basis"] = model.basis
+        if model.reconstruction_weights is not None:
+            data["reconstruction_weights"] = model.reconstruction_weights
     if model.output is not None:
         attrs["output_coefficients"] = _encode_function(model.output.coefficients, "output_coefficients", data)
         data["output/l_N"] = model.output.l_N
@@ -731,6 +733,13 @@ def _decode(data: Datasets, attrs: Attrs, ctx: _Context) -> ReducedModel:
         raise ctx.error("A_N", f"has shape {A_N.shape}; expected (Q_a, N, N) with Q_a, N >= 1")
     f_N = _array(data, "f_N", ctx, family, (None, n))
     basis = _array(data, "basis", ctx, family, (None, n)) if "basis" in data else None
+    weights = None
+    if "reconstruction_weights" in data:
+        if basis is None:
+            raise ctx.error("reconstruction_weights", "is stored without the basis it belongs to")
+        weights = _array(data, "reconstruction_weights", ctx, (np.float64,), (n, n))
+        if (weights < 0).any():
+            raise ctx.error("reconstruction_weights", "has negative entries (it bounds |V|^T |X| |V|)")
     for key, arr in (("f_N", f_N), ("basis", basis)):  # a real A_N comes from a real basis: all real
         if arr is not None and (arr.size == 0 or (arr.dtype.kind == "c" and A_N.dtype.kind != "c")):
             raise ctx.error(key, f"is empty or complex ({arr.dtype}) while A_N is real ({A_N.dtype})")
@@ -756,12 +765,13 @@ def _decode(data: Datasets, attrs: Attrs, ctx: _Context) -> ReducedModel:
         _function(data, attrs, "output_coefficients", ctx, names, output_data[0].shape[0]), *output_data)
     stability = _make_stability(kind, _function(data, attrs, "stability", ctx, names, stability_terms),
                                 stability_data, ctx)
-    return ReducedModel(space, theta, phi, A_N, f_N, stability, estimators, default, output, basis, interpolation)
+    return ReducedModel(space, theta, phi, A_N, f_N, stability, estimators, default, output, basis, interpolation,
+                        weights)
 
 
 def _check_described(data: Datasets, attrs: Attrs, ctx: _Context, stability_data: bool) -> None:
     """Refuse datasets the attributes do not describe (an output, estimator or record whose attribute is gone)."""
-    exact = {"parameter_space/lower", "parameter_space/upper", "A_N", "f_N", "basis"}
+    exact = {"parameter_space/lower", "parameter_space/upper", "A_N", "f_N", "basis", "reconstruction_weights"}
     folders = [f"estimators/{key}/" for key, _ in json.loads(attrs["estimators"])]
     folders += ["stability/"] if stability_data else []
     if "output_coefficients" in attrs:
