@@ -27,7 +27,7 @@ def concatenated(parts: list[certrb.OnlineResult], name: str) -> np.ndarray:
 def rows(res: certrb.OnlineResult, i: int) -> certrb.OnlineResult:
     """Parameter ``i`` of a batched result, as a result of its own."""
     fields = {name: None if getattr(res, name) is None else getattr(res, name)[i:i + 1] for name in FIELDS}
-    return certrb.OnlineResult(**fields, estimator=res.estimator, n=res.n)
+    return certrb.OnlineResult(**fields, estimator=res.estimator, n=res.n, certificate=res.certificate)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,8 @@ def test_a_large_batch_equals_its_single_evaluations(small_greedy, mus600, estim
     assert all(s.coefficients.shape == (1, model.n_basis) for s in singles)
     assert all(s.interpolation_error is None for s in singles)
     joined = certrb.OnlineResult(**{name: concatenated(singles, name) for name in FIELDS if name !=
-                                    "interpolation_error"}, estimator=estimator, n=model.n_basis)
+                                    "interpolation_error"}, estimator=estimator, n=model.n_basis,
+                                 certificate=singles[0].certificate)
     assert_equal_to_roundoff(joined, whole)
     assert [s.rigorous for s in singles] == [whole.rigorous] * 600
     # the lean one-parameter path forms the bound with the same operations as the batch

@@ -93,11 +93,13 @@ def hermitian_sum(terms: Sequence[Term]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     return _mirror(out), sp.csr_matrix(F + F.T)
 
 
-def _mirror(M: sp.spmatrix) -> sp.csr_matrix:
+def _mirror(M: sp.spmatrix | NDArray) -> sp.csr_matrix | NDArray:
     """The Hermitian matrix with the strict lower triangle of ``M`` and the real part of its diagonal."""
+    if isinstance(M, np.ndarray):
+        low = np.tril(M, -1)
+        return low + low.conj().T + np.diag(M.diagonal().real)
     low = sp.tril(M, -1, format="csr")
-    diag = sp.diags(M.diagonal().real)
-    return sp.csr_matrix(low + low.conj().T + diag)
+    return sp.csr_matrix(low + low.conj().T + sp.diags(M.diagonal().real))
 
 
 def _upward(n: int) -> float:
@@ -105,38 +107,36 @@ def _upward(n: int) -> float:
     return 1.0 + 2 * gamma(4 * n + 40)
 
 
-def certify_psd(M: sp.spmatrix | NDArray, error: sp.spmatrix | None = None, *, tau: float | None = None,
-                dense: bool | None = None) -> PSDCertificate:
+def certify_psd(M: sp.spmatrix | NDArray, error: sp.spmatrix | NDArray | None = None, *,
+                tau: float | None = None) -> PSDCertificate:
     """Prove that a Hermitian matrix is positive semi-definite (see the module notes).
 
     Parameters
     ----------
     M : sparse matrix or ndarray, shape (n, n)
         Computed Hermitian matrix ``Mh`` (only its lower triangle and real diagonal are read).
-    error : sparse matrix, shape (n, n), optional
+    error : sparse matrix or ndarray, shape (n, n), optional
         Non-negative ``F >= |Mh - M_exact|`` entrywise; zero when omitted (``Mh`` is exact).
     tau : float, optional
         Relative shift; by default an a priori estimate, raised once to twice the measured
         ``r`` when the first attempt factors but does not verify.
-    dense : bool, optional
-        Dense Cholesky instead of the sparse LU; by default for an ndarray ``M``.
 
     Returns
     -------
     PSDCertificate
 
     """
-    dense = isinstance(M, np.ndarray) if dense is None else dense
-    Mh = _mirror(sp.csr_matrix(M))
+    dense = isinstance(M, np.ndarray)
+    Mh = _mirror(M if dense else sp.csr_matrix(M))
     n = Mh.shape[0]
-    F = sp.csr_matrix((n, n)) if error is None else sp.csr_matrix(error)
+    F = sp.csr_matrix((n, n)) if error is None else error
     d = Mh.diagonal().real
     if not (np.isfinite(d).all() and (d > 0).all()):
         return PSDCertificate(False, -np.inf, "a diagonal entry is not positive")
     z = 1.0 / np.sqrt(d)
     r_form = _scaled_max(lambda v: F @ v + F.T @ v, z, d)
     if tau is None:
-        row = int(np.diff(Mh.indptr).max(initial=1))
+        row = n if isinstance(Mh, np.ndarray) else int(np.diff(Mh.indptr).max(initial=1))
         tau = 2 * r_form + 16 * gamma(2 * row + 8) * _scaled_max(lambda v: 2 * (abs(Mh) @ v), z, d)
     shift = float(tau)
     for attempt in range(2):
@@ -158,9 +158,9 @@ def _scaled_max(apply: Callable[[NDArray], NDArray], z: NDArray, d: NDArray) -> 
     return float(np.max(apply(z) / (d * z))) * 0.5 * _upward(z.size)
 
 
-def _factor_bound(Mh: sp.csr_matrix, d: NDArray, z: NDArray, tau: float, dense: bool) -> float | None:
+def _factor_bound(Mh: sp.csr_matrix | NDArray, d: NDArray, z: NDArray, tau: float, dense: bool) -> float | None:
     """Factor ``fl(Mh - tau diag(d))`` and return the scaled factorization bound ``r``, or None."""
-    Ms = sp.csr_matrix(Mh - sp.diags(tau * d))
+    Ms = Mh - np.diag(tau * d) if dense else sp.csr_matrix(Mh - sp.diags(tau * d))
     factors = _dense_factors(Ms) if dense else _sparse_factors(Ms)
     if factors is None:
         return None
@@ -195,11 +195,11 @@ def _sparse_factors(Ms: sp.csr_matrix) -> tuple[NDArray, sp.csr_matrix, sp.csr_m
     return np.argsort(lu.perm_c), L, U, D, sp.csr_matrix(U - sp.diags(D) @ L.conj().T)
 
 
-def _dense_factors(Ms: sp.csr_matrix) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray] | None:
+def _dense_factors(Ms: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray] | None:
     """Dense Cholesky ``Ms = L L^H``: ``(identity, L, L^H, 1, 0)``, or None."""
     try:
-        L = sla.cholesky(Ms.toarray(), lower=True, check_finite=True)
+        L = sla.cholesky(Ms, lower=True, check_finite=True)
     except (np.linalg.LinAlgError, ValueError):
         return None
     n = L.shape[0]
-    return np.arange(n), L, L.conj().T, np.ones(n), np.zeros((n, n))
+    return np.arange(n), L, L.conj().T, np.ones(n), sp.csr_matrix((n, n))

@@ -10,6 +10,7 @@ import scipy.sparse.linalg as spla
 from numpy.typing import NDArray
 
 from ..errors import InnerProductError
+from .certify import certify_psd
 
 __all__ = ["InnerProduct", "herm"]
 
@@ -46,8 +47,11 @@ class InnerProduct:
     InnerProductError
         If ``X`` is not square, not Hermitian (relative defect above 1e-12), or
         not positive definite. Positivity is checked on the pivots of a
-        symmetrically permuted LU factorization without row pivoting: by
-        Sylvester's law of inertia all pivots are positive iff ``X`` is definite.
+        symmetrically permuted LU factorization without row pivoting (Sylvester's
+        law of inertia), then proved with floating-point error accounted for by
+        :func:`certrb.offline.certify.certify_psd` (``X >= m diag(X)`` for some
+        ``m > 0``): a singular or numerically singular ``X`` (e.g. a Neumann
+        Laplacian, whose pivots can all be positive in floating point) is refused.
 
     """
 
@@ -78,6 +82,10 @@ class InnerProduct:
             np.isfinite(pivots)
         ):
             raise InnerProductError("inner_product is not positive definite (a non-positive pivot)")
+        proof = certify_psd(X)
+        if not proof:
+            raise InnerProductError(f"inner_product is singular or numerically singular: its positive definiteness "
+                                    f"cannot be certified in double precision ({proof.reason})")
         ext = X.astype(np.clongdouble if np.iscomplexobj(X.data) else np.longdouble)
         object.__setattr__(self, "matrix", X)
         object.__setattr__(self, "_lu", lu)

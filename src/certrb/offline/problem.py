@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import ShapeError
+from ..errors import ShapeError, StabilityError
 from ..online.coefficients import Conjugated
 from ..online.parameters import ParameterSpace
 from ..online.stability import check_stability
@@ -136,14 +136,17 @@ class Problem:
         lu = self._cache.get(key)
         if lu is None:
             ordered = self._ordered_operator()
-            if ordered is None:  # a symmetric fill-reducing ordering per matrix (A(mu) is structurally
-                # symmetric for FEM/BEM), threshold pivoting: half the fill of the default COLAMD
-                lu = _Factorization(spla.splu(self.operator.assemble(theta_row), permc_spec="MMD_AT_PLUS_A",
-                                              diag_pivot_thresh=0.1), None)
-            else:
-                perm, op = ordered
-                lu = _Factorization(spla.splu(op.assemble(theta_row), permc_spec="NATURAL", diag_pivot_thresh=0.1),
-                                    perm)
+            try:
+                if ordered is None:  # a symmetric fill-reducing ordering per matrix (A(mu) is structurally
+                    # symmetric for FEM/BEM), threshold pivoting: half the fill of the default COLAMD
+                    lu = _Factorization(spla.splu(self.operator.assemble(theta_row), permc_spec="MMD_AT_PLUS_A",
+                                                  diag_pivot_thresh=0.1), None)
+                else:
+                    perm, op = ordered
+                    lu = _Factorization(spla.splu(op.assemble(theta_row), permc_spec="NATURAL",
+                                                  diag_pivot_thresh=0.1), perm)
+            except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+                raise StabilityError(f"A(mu) is singular for theta = {theta_row.tolist()}: {exc}") from exc
             self._cache[key] = lu
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -180,6 +183,11 @@ class Problem:
         Returns
         -------
         U : ndarray, shape (n_mu, n_h)
+
+        Raises
+        ------
+        StabilityError
+            If ``A(mu)`` is exactly singular (the sparse LU meets a zero pivot).
 
         """
         m = self.parameter_space.validate(mus)

@@ -96,6 +96,7 @@ import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ShapeError, StabilityError
+from ..online.estimators.roundoff import gamma
 from ..online.scm import (
     KINDS,
     SCMBound,
@@ -104,10 +105,10 @@ from ..online.scm import (
     infsup_coefficients,
     infsup_theta,
     lp_bound,
-    n_scm_terms,
     nearest,
 )
 from .affine import AffineOperator
+from .certify import Term, certify_psd, hermitian_sum
 from .innerproduct import InnerProduct
 
 __all__ = ["KINDS", "SCM", "infsup_coefficients"]
@@ -165,37 +166,51 @@ def _certify(value: float, side: int, step: float, test: PDTest | None) -> float
     return float(s)
 
 
-def _symmetric_lu_positive(M: sp.spmatrix) -> bool:
-    """True if the Hermitian ``M`` is positive definite: all pivots of a symmetric LU are positive."""
-    try:
-        lu = spla.splu(sp.csc_matrix(M), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                       options={"SymmetricMode": True})
-    except RuntimeError:
-        return False
-    d = lu.U.diagonal()
-    return bool(np.array_equal(lu.perm_r, lu.perm_c) and np.all(np.isfinite(d)) and np.all(d.real > 0))
+def _hermitian_part(terms: Sequence[sp.spmatrix], c: NDArray) -> list[Term]:
+    """Hermitian part of ``sum_q c_q A_q`` as certificate terms: real coefficients, stored ``A_q`` or ``i A_q``."""
+    c = np.asarray(c)
+    half = [(0.5 * float(t), a) for t, a in zip(c.real, terms, strict=True) if t]
+    if np.iscomplexobj(c):
+        half += [(0.5 * float(t), 1j * a) for t, a in zip(c.imag, terms, strict=True) if t]
+    return half + [(t, a.conj().T) for t, a in half]
 
 
-def _sparse_pd_test(S: sp.spmatrix, X: sp.spmatrix) -> PDTest:
-    """PD test of ``side * (s X - S)``."""
-    return lambda s, side: _symmetric_lu_positive(side * (s * X - S))
+def _sparse_pd_test(terms: list[Term], X: sp.spmatrix) -> PDTest:
+    """Certified PSD test of ``side * (s X - S)``, ``S = sum_k c_k M_k`` of stored matrices."""
+    return lambda s, side: bool(certify_psd(*hermitian_sum([(-side * c, m) for c, m in terms] + [(side * s, X)])))
 
 
 def _block_pd_test(A: sp.spmatrix, X: sp.spmatrix) -> PDTest:
-    """PD test of ``[[X, A], [A^H, s X]]``, i.e. of ``s X - A^H X^{-1} A`` (upper bounds only)."""
-    return lambda s, side: side > 0 and _symmetric_lu_positive(sp.bmat([[X, A], [A.conj().T, s * X]]))
+    """Certified PSD test of ``[[X, A], [A^H, s X]]``, i.e. of ``s X - A^H X^{-1} A`` (upper bounds only)."""
+    n = X.shape[0]
+    top, zero = sp.bmat([[X, None], [None, sp.csr_matrix((n, n))]]), sp.csr_matrix((n, n))
+    bottom, off = sp.bmat([[zero, None], [None, X]]), sp.bmat([[zero, A], [A.conj().T, zero]])
+    return lambda s, side: side > 0 and bool(certify_psd(*hermitian_sum([(1.0, top), (1.0, off), (s, bottom)])))
 
 
-def _dense_pd_test(S: NDArray) -> PDTest:
-    """PD test of ``side * (s I - S)`` by Cholesky."""
-    eye = np.eye(S.shape[0])
+def _normal_pd_test(terms: NDArray, theta_row: NDArray, X: NDArray) -> PDTest:
+    """Certified lower-bound test of ``A^H X^{-1} A - s X`` for ``A = sum_q theta_q A_q`` (dense, side -1).
+
+    For any ``G``, ``A^H X^{-1} A >= G^H A + A^H G - G^H X G`` (the difference is
+    ``(A - X G)^H X^{-1} (A - X G)``); with ``G ~ X^{-1} A`` the right-hand side is formed
+    with an entrywise error bound and certified by :func:`certify_psd`.
+    """
+    A = np.tensordot(theta_row, terms, axes=1)
+    G = sla.solve(X, A, assume_a="pos")
+    n = X.shape[0]
+    Ga, Xa = np.abs(G), np.abs(X)
+    g = gamma(4 * n + 16)
+    P, N = G.conj().T @ A, G.conj().T @ (X @ G)
+    err_A = g * np.tensordot(np.abs(theta_row), np.abs(terms), axes=1)
+    err_P = Ga.T @ (g * np.abs(A) + err_A)
+    err_N = g * (Ga.T @ (Xa @ Ga))
 
     def test(s: float, side: int) -> bool:
-        try:
-            sla.cholesky(side * (s * eye - S), lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
+        if side > 0:
             return False
-        return True
+        M = P + P.conj().T - N - s * X
+        err = err_P + err_P.T + err_N + g * (2 * np.abs(P) + np.abs(N) + s * Xa)
+        return bool(certify_psd(M, err))
 
     return test
 
@@ -235,8 +250,10 @@ class _Coercive:
     """Coercive kind: ``S_q = (A_q + A_q^H) / 2`` against ``X``, dense or ARPACK."""
 
     imag_terms = False
+    certified = True
 
     def __init__(self, operator: AffineOperator, ip: InnerProduct, dense: bool, margin: float) -> None:
+        self.terms = [sp.csr_matrix(a) for a in operator.terms]
         self.H = [sp.csc_matrix((a + a.conj().T) * 0.5) for a in operator.terms]
         self.X = sp.csc_matrix(ip.matrix)
         self.ip, self.dense, self.margin = ip, dense, margin
@@ -247,24 +264,26 @@ class _Coercive:
 
     def box(self) -> NDArray[np.float64]:
         rows = []
-        for H in self.H:
+        for q, H in enumerate(self.H):
             if self.dense:
                 w = sla.eigh(H.toarray(), self.Xd, eigvals_only=True)
                 lo, hi = float(w[0]), float(w[-1])
             else:
                 lo, hi = _sparse_extremes(H, self.X, self.ip)
-            rows.append(_safe_interval(lo, hi, self.margin, _sparse_pd_test(H, self.X)))
+            test = _sparse_pd_test(_hermitian_part(self.terms, np.eye(len(self.terms))[q]), self.X)
+            rows.append(_safe_interval(lo, hi, self.margin, test))
         return np.array(rows)
 
     def solve(self, theta_row: NDArray, scale: float) -> tuple[float, float, NDArray[np.float64]]:
         """Exact constant, its certified lower value, and the minimizer's ``y``."""
-        H = _combine(self.scm_theta(theta_row[None])[0], self.H)
+        c = self.scm_theta(theta_row[None])[0]
+        H = _combine(c, self.H)
         if self.dense:
             w, V = sla.eigh(H.toarray(), self.Xd, subset_by_index=[0, 0])
             lam, v = float(w[0]), V[:, 0]
         else:
             lam, v, _ = _smallest_pair(H, self.X, _inverse(H))
-        safe = _certify(lam, -1, self.margin * scale, _sparse_pd_test(H, self.X))
+        safe = _certify(lam, -1, self.margin * scale, _sparse_pd_test(_hermitian_part(self.terms, c), self.X))
         y = np.array([np.vdot(v, h @ v).real for h in self.H]) / np.vdot(v, self.X @ v).real
         return lam, safe, y
 
@@ -329,45 +348,56 @@ def _congruence(L: NDArray, A: NDArray) -> NDArray:
 
 
 class _InfSupDense:
-    """Inf-sup kind, dense: ``Ahat_q = L^{-1} A_q L^{-H}`` with ``X = L L^H``."""
+    """Inf-sup kind, dense: ``Ahat_q = L^{-1} A_q L^{-H}`` with ``X = L L^H`` for the estimates.
+
+    Certification uses the stored ``A_q`` and ``X``: the box as in the sparse path, the
+    constants by :func:`_normal_pd_test`.
+    """
+
+    certified = True
 
     def __init__(self, operator: AffineOperator, ip: InnerProduct, margin: float, imag_terms: bool) -> None:
-        L = sla.cholesky(ip.matrix.toarray(), lower=True)
-        self.A = np.stack([_congruence(L, a.toarray()) for a in operator.terms])
+        self.Xd = ip.matrix.toarray()
+        L = sla.cholesky(self.Xd, lower=True)
+        self.terms = [sp.csr_matrix(a) for a in operator.terms]
+        self.dense_terms = np.stack([a.toarray() for a in operator.terms])
+        self.A = np.stack([_congruence(L, a) for a in self.dense_terms])
+        self.X = sp.csr_matrix(ip.matrix)
         self.margin, self.imag_terms = margin, imag_terms
 
     def scm_theta(self, theta: NDArray) -> NDArray[np.float64]:
         return infsup_theta(theta, self.imag_terms)
 
-    def _term(self, j: int) -> NDArray:
-        q = self.A.shape[0]
-        if j < q:
-            return self.A[j].conj().T @ self.A[j]
-        iu = np.triu_indices(q, 1)
-        p = (j - q) % iu[0].size
-        G = self.A[iu[0][p]].conj().T @ self.A[iu[1][p]]
-        return (G + G.conj().T) / 2 if j - q < iu[0].size else 0.5j * (G - G.conj().T)
-
     def box(self) -> NDArray[np.float64]:
-        rows = []
-        for j in range(n_scm_terms("inf-sup", self.A.shape[0], self.imag_terms)):
-            S = self._term(j)
-            w = sla.eigvalsh(S)
-            rows.append(_safe_interval(float(w[0]), float(w[-1]), self.margin, _dense_pd_test(S)))
-        return np.array(rows)
+        top = np.array([float(sla.svdvals(a)[0]) ** 2 for a in self.A])
+        return _infsup_box(top, self.terms, self.X, self.margin, self.imag_terms)
 
     def solve(self, theta_row: NDArray, scale: float) -> tuple[float, float, NDArray[np.float64]]:
-        """Exact ``beta^2``, its certified lower value, and the minimizer's ``y``."""
+        """Computed ``beta^2``, its certified lower value, and the minimizer's ``y``."""
         A = np.tensordot(theta_row, self.A, axes=1)
         _, s, Vh = sla.svd(A)
         lam, w = float(s[-1]) ** 2, Vh[-1].conj()
-        safe = _certify(lam, -1, self.margin * scale, _dense_pd_test(A.conj().T @ A))
+        safe = _certify(lam, -1, self.margin * scale, _normal_pd_test(self.dense_terms, theta_row, self.Xd))
         W = self.A @ w
         return lam, safe, _gram_to_y(W.conj() @ W.T, self.imag_terms)
 
 
+def _infsup_box(top: NDArray, terms: list[sp.csr_matrix], X: sp.spmatrix, margin: float,
+                imag_terms: bool) -> NDArray[np.float64]:
+    """Diagonal terms in ``[0, u_q]`` (``u_q`` certified from the estimate ``top[q]``), the others by Cauchy-Schwarz."""
+    u = np.array([_certify(max(t, 0.0), 1, margin * (max(t, 0.0) or 1.0), _block_pd_test(a, X))
+                  for t, a in zip(top, terms, strict=True)])
+    iu = np.triu_indices(u.size, 1)
+    r = np.sqrt(u[iu[0]] * u[iu[1]]) * (1 + 4 * _EPS)
+    hi = np.concatenate([u, r] + ([r] if imag_terms else []))
+    lo = np.concatenate([np.zeros_like(u), -r] + ([-r] if imag_terms else []))
+    return np.column_stack([lo, hi])
+
+
 class _InfSupSparse:
     """Inf-sup kind through ARPACK with LinearOperators (sparse LU of X and of A(mu))."""
+
+    certified = True  # until a constant is only lowered by the margin
 
     def __init__(self, operator: AffineOperator, ip: InnerProduct, margin: float, imag_terms: bool) -> None:
         self.terms = [sp.csc_matrix(a) for a in operator.terms]
@@ -383,20 +413,15 @@ class _InfSupSparse:
 
     def box(self) -> NDArray[np.float64]:
         """Diagonal terms in ``[0, u_q]`` (certified), the others by Cauchy-Schwarz."""
-        u = np.empty(len(self.terms))
+        top = np.empty(len(self.terms))
         for q, a in enumerate(self.terms):
             try:
                 w = spla.eigsh(self._normal(a), k=1, M=self.X, Minv=_riesz_operator(self.ip), which="LA",
                                v0=_start(a.shape[0]), maxiter=_BOX_MAXITER, tol=1e-8, return_eigenvectors=False)
             except spla.ArpackNoConvergence as exc:
                 w = np.asarray(exc.eigenvalues)
-            top = max(float(np.max(w.real)), 0.0) if w.size else 0.0
-            u[q] = _certify(top, 1, self.margin * (top or 1.0), _block_pd_test(a, self.X))
-        iu = np.triu_indices(u.size, 1)
-        r = np.sqrt(u[iu[0]] * u[iu[1]]) * (1 + 4 * _EPS)
-        hi = np.concatenate([u, r] + ([r] if self.imag_terms else []))
-        lo = np.concatenate([np.zeros_like(u), -r] + ([-r] if self.imag_terms else []))
-        return np.column_stack([lo, hi])
+            top[q] = float(np.max(w.real)) if w.size else 0.0
+        return _infsup_box(top, self.terms, self.X, self.margin, self.imag_terms)
 
     def solve(self, theta_row: NDArray, scale: float) -> tuple[float, float, NDArray[np.float64]]:
         """``beta^2`` by shift-invert at 0 (``T^{-1} = A^{-1} X A^{-H}``), lowered by the margin only.
@@ -414,15 +439,19 @@ class _InfSupSparse:
         opinv = spla.LinearOperator(A.shape, matvec=lambda v: _lu_solve(lu, X @ _lu_solve(lu, v, "H")),
                                     dtype=A.dtype)
         lam, v, converged = _smallest_pair(self._normal(A), X, opinv, _INFSUP_MAXITER)
-        safe = lam - self.margin * scale if converged else self._coercivity_squared(A, scale)
+        if converged:  # not certified: no sparse test of A^H X^{-1} A - s X >= 0
+            self.certified = False
+            safe = lam - self.margin * scale
+        else:
+            safe = self._coercivity_squared(A, theta_row, scale)
         AV = np.column_stack([a @ v for a in self.terms])
         G = AV.conj().T @ self.ip.riesz(AV) / np.vdot(v, X @ v).real
         return lam, safe, _gram_to_y(G, self.imag_terms)
 
-    def _coercivity_squared(self, A: sp.spmatrix, scale: float) -> float:
+    def _coercivity_squared(self, A: sp.spmatrix, theta_row: NDArray, scale: float) -> float:
         H = sp.csc_matrix((A + A.conj().T) * 0.5)
         alpha = _certify(_smallest_pair(H, self.X, _inverse(H))[0], -1, self.margin * np.sqrt(scale),
-                         _sparse_pd_test(H, self.X))
+                         _sparse_pd_test(_hermitian_part(self.terms, theta_row), self.X))
         if not alpha > 0:
             raise StabilityError("ARPACK did not converge for beta(mu)^2 (clustered smallest singular values) and "
                                  "A(mu) is not coercive, so no certified fallback exists: raise dense_limit")
@@ -595,6 +624,6 @@ class SCM(SCMBound):
         scaling = np.stack([lo, np.where(width > 0, width, 1.0)])
         found = _greedy(truth, mus, theta, coef, box, (mus - scaling[0]) / scaling[1], tol=tol,
                         max_iter=int(max_iter), n_neighbors=int(n_neighbors))
-        self._assign(coefficients=operator.coefficients, kind=kind, n_terms=operator.n_terms,
+        self._assign(coefficients=operator.coefficients, kind=kind, n_terms=operator.n_terms, certified=truth.certified,
                      imag_terms=truth.imag_terms, box=box, n_neighbors=int(n_neighbors), scaling=scaling, **found)
 

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from .coefficients import evaluate_coefficients
 from .estimators import Estimator, norm_and_roundoff
-from .stability import check_stability
+from .stability import check_stability, stability_certificate
 
 if TYPE_CHECKING:
     from .model import ReducedModel
@@ -68,6 +68,10 @@ class OnlineResult:
         for estimators without a certificate).
     estimate : ndarray, shape (n_mu,), or None
         The plain error estimate ``residual_norm / stability``, without ``roundoff``.
+    certificate : str
+        What ``stability`` rests on: ``"min-theta (certified)"``, ``"SCM (certified)"``, or the
+        same names with ``(assumed)`` (a reference constant, SCM data or a user callable that
+        certrb did not prove; see :func:`~certrb.online.stability.stability_certificate`).
 
     """
 
@@ -83,12 +87,16 @@ class OnlineResult:
     interpolation_error: NDArray[np.float64] | None = None
     roundoff: NDArray[np.float64] | None = None
     estimate: NDArray[np.float64] | None = None
+    certificate: str = "user callable (assumed)"
 
     @property
     def rigorous(self) -> bool:
-        """Whether ``bound`` accounts for round-off (every ``roundoff`` finite) and no indicator enters it."""
+        """Whether ``bound`` is proved: finite ``roundoff``, no indicator, certified ``stability``.
+
+        The stability lower bound is certified when ``certificate`` ends in ``(certified)``.
+        """
         return self.roundoff is not None and self.interpolation_error is None and bool(
-            np.isfinite(self.roundoff).all())
+            np.isfinite(self.roundoff).all()) and self.certificate.endswith("(certified)")
 
 
 def evaluate_batch(model: ReducedModel, mus: NDArray[np.float64], n: int, estimator: Estimator, *,
@@ -122,7 +130,7 @@ def evaluate_batch(model: ReducedModel, mus: NDArray[np.float64], n: int, estima
              for s in range(0, mus.shape[0], BLOCK)]
     joined: dict[str, Any] = {f: None if getattr(parts[0], f) is None else
                               np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS}
-    return OnlineResult(**joined, estimator=estimator.name, n=n)
+    return OnlineResult(**joined, estimator=estimator.name, n=n, certificate=parts[0].certificate)
 
 
 def _evaluate_block(model: ReducedModel, m: NDArray[np.float64], n: int, est: Estimator,
@@ -149,7 +157,8 @@ def _evaluate_block(model: ReducedModel, m: NDArray[np.float64], n: int, est: Es
     out = out_bound = None
     if output and model.output is not None:
         out, out_bound = model.output.evaluate(m, theta, phi, c, certified * ROUND_UP, beta)
-    return OnlineResult(c, eps, beta, bound, rel, out, out_bound, est.name, n, delta, fp, estimate)
+    return OnlineResult(c, eps, beta, bound, rel, out, out_bound, est.name, n, delta, fp, estimate,
+                        stability_certificate(model.stability))
 
 
 def _evaluate_one(model: ReducedModel, m: NDArray, theta: NDArray, phi: NDArray, c: NDArray, eps: NDArray,
@@ -164,4 +173,4 @@ def _evaluate_one(model: ReducedModel, m: NDArray, theta: NDArray, phi: NDArray,
     if output and model.output is not None:
         out, out_bound = model.output.evaluate(m, theta, phi, c, np.array([certified * ROUND_UP]), beta)
     return OnlineResult(c, eps, beta, values[1:2], values[2:3], out, out_bound, name, c.shape[1], None, fp,
-                        values[0:1])
+                        values[0:1], stability_certificate(model.stability))

@@ -200,6 +200,10 @@ class SCMBound:
         Offset and width per parameter axis for the neighbour distance.
     theta_points : ndarray, shape (K, Q_s)
         SCM coefficients at the SCM points.
+    certified : bool
+        Every box end and every ``lower_values`` entry was proved by
+        :func:`certrb.offline.certify.certify_psd` (set by :class:`certrb.SCM`; stored data
+        without the flag counts as not certified).
 
     """
 
@@ -216,11 +220,12 @@ class SCMBound:
     n_neighbors: int
     scaling: NDArray[np.float64]
     theta_points: NDArray[np.float64]
+    certified: bool = False
 
     @classmethod
     def from_data(cls, coefficients: Coefficients, *, kind: str, n_terms: int, imag_terms: bool, box: ArrayLike,
                   points: ArrayLike, values: ArrayLike, lower_values: ArrayLike, y: ArrayLike, history: ArrayLike,
-                  n_neighbors: int, scaling: ArrayLike) -> SCMBound:
+                  n_neighbors: int, scaling: ArrayLike, certified: bool = False) -> SCMBound:
         """Rebuild SCM bounds from its stored online data (the attributes of the same names).
 
         ``theta_points`` is recomputed from ``coefficients``. Checked: ``kind``, ``n_terms``,
@@ -231,7 +236,7 @@ class SCMBound:
         obj = object.__new__(cls)
         obj._assign(coefficients=coefficients, kind=kind, n_terms=int(n_terms), imag_terms=bool(imag_terms),
                     box=box, points=points, values=values, lower_values=lower_values, y=y, history=history,
-                    n_neighbors=int(n_neighbors), scaling=scaling)
+                    n_neighbors=int(n_neighbors), scaling=scaling, certified=bool(certified))
         return obj
 
     def _assign(self, **fields: Any) -> None:

@@ -9,8 +9,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import StabilityError
 from .coefficients import Coefficients, evaluate_coefficients
+from .scm import SCMBound
 
-__all__ = ["MinThetaBound", "check_stability", "real_nonnegative"]
+__all__ = ["MinThetaBound", "check_stability", "real_nonnegative", "stability_certificate"]
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -26,6 +27,18 @@ def check_stability(values: ArrayLike, n_mu: int) -> NDArray[np.float64]:
     if not ((arr > 0) & (arr < np.inf)).all():  # NaN fails both
         raise StabilityError("stability lower bound must be finite and positive for every parameter")
     return arr
+
+
+def stability_certificate(stability: object) -> str:
+    """What a stability lower bound rests on: ``"<kind> (certified)"`` or ``"<kind> (assumed)"``.
+
+    ``kind`` is ``"min-theta"`` for :class:`MinThetaBound`, ``"SCM"`` for
+    :class:`~certrb.online.scm.SCMBound`, else ``"user callable"``; certified when the object
+    carries ``certified=True`` (set by the certified offline builders).
+    """
+    kinds = ((MinThetaBound, "min-theta"), (SCMBound, "SCM"))
+    kind = next((name for cls, name in kinds if isinstance(stability, cls)), "user callable")
+    return f"{kind} ({'certified' if getattr(stability, 'certified', False) is True else 'assumed'})"
 
 
 def real_nonnegative(theta: NDArray) -> NDArray[np.float64]:
