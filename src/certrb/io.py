@@ -13,7 +13,8 @@ Layout of a file (format ``"certrb-model"``, version 1)::
     /parameter_space/lower, /parameter_space/upper     (P,)
     /A_N (Q_a, N, N), /f_N (Q_f, N), /basis (n_h, N) unless online-only
     /output/l_N (Q_l, N), /output/dual_gram (Q_l, Q_l) if there is an output
-    /stability/theta_ref (Q_a,), /stability/alpha_ref ()   for min-theta bounds
+    /stability/theta_ref (Q_a,), /stability/alpha_ref ()   for min-theta bounds,
+    /stability/shifts (Q_a,) (optional), /stability/certified () (1.0 if proved; optional)
     /estimators/<key>/<array>                           ``Estimator.to_arrays()``
     /functions/<attribute>/<array>, /interpolation/<array>   data-backed objects (records)
 
@@ -290,6 +291,9 @@ def _encode_stability(stability: Callable, data: Datasets, attrs: Attrs) -> None
         attrs["stability"] = _encode_function(stability.coefficients, "stability", data)
         data["stability/theta_ref"] = np.asarray(stability.theta_ref)
         data["stability/alpha_ref"] = np.asarray(stability.alpha_ref, dtype=np.float64)
+        if stability.shifts is not None:
+            data["stability/shifts"] = np.asarray(stability.shifts, dtype=np.float64)
+        data["stability/certified"] = np.asarray(float(stability.certified))
     elif isinstance(stability, SCMBound):
         attrs["stability_kind"] = "scm"
         attrs["stability"] = _encode_function(stability.coefficients, "stability", data)
@@ -298,6 +302,7 @@ def _encode_stability(stability: Callable, data: Datasets, attrs: Attrs) -> None
                                    "n_neighbors": int(stability.n_neighbors)})
         for key in _SCM_ARRAYS:
             data[f"stability/{key}"] = np.asarray(getattr(stability, key))
+        data["stability/certified"] = np.asarray(float(stability.certified))
     else:
         attrs["stability_kind"] = "callable"
         attrs["stability"] = _encode_function(stability, "stability", data)
@@ -864,7 +869,8 @@ def _stability_data(data: Datasets, attrs: Attrs, ctx: _Context, q_a: int,
         return kind, {}, None
     if kind == "min-theta":
         theta_ref = _array(data, "stability/theta_ref", ctx, _REAL, (q_a,))
-        return kind, {"theta_ref": theta_ref,
+        shifts = _array(data, "stability/shifts", ctx, _REAL, (q_a,)) if "stability/shifts" in data else None
+        return kind, {"theta_ref": theta_ref, "shifts": shifts, "certified": _certified_flag(data, ctx),
                       "alpha_ref": float(_array(data, "stability/alpha_ref", ctx, _REAL, ())[()])}, q_a
     if kind != "scm":
         raise ctx.attr_error("stability_kind", f"is {kind!r}; expected 'callable', 'min-theta' or 'scm'")
@@ -876,7 +882,14 @@ def _stability_data(data: Datasets, attrs: Attrs, ctx: _Context, q_a: int,
               for key, ndim in _SCM_DIMS.items()}
     if fields["points"].shape[1] != p:
         raise ctx.error("stability/points", f"has {fields['points'].shape[1]} columns; the model has {p} parameters")
-    return kind, {**spec, **fields}, spec["n_terms"]
+    return kind, {**spec, **fields, "certified": _certified_flag(data, ctx)}, spec["n_terms"]
+
+
+def _certified_flag(data: Datasets, ctx: _Context) -> bool:
+    """The stability bound's ``certified`` flag (1.0 or 0.0); a file without it is not certified."""
+    if "stability/certified" not in data:
+        return False
+    return bool(_array(data, "stability/certified", ctx, _REAL, ())[()] == 1.0)
 
 
 def _make_stability(kind: str, coefficients: Callable, fields: dict[str, Any], ctx: _Context) -> Callable:

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import certrb
+from certrb.online.stability import stability_certificate
 
 __all__ = [
     "QUANTILES",
@@ -105,10 +106,13 @@ class StabilityLookup:
     ----------
     table : dict
         Parameter row bytes -> lower bound.
+    certificate : str
+        The certificate of the bound whose values the table holds.
 
     """
 
     table: dict[bytes, float]
+    certificate: str
 
     def __call__(self, mus: NDArray[np.float64]) -> NDArray[np.float64]:
         """Lower bounds of rows of ``mus`` (n_mu, P) seen before, shape (n_mu,)."""
@@ -126,7 +130,7 @@ def with_stability_lookup(model: certrb.ReducedModel, mus: NDArray[np.float64]) 
     rows = np.ascontiguousarray(mus, dtype=float)
     values = np.asarray(model.stability(rows), dtype=float)
     table = {row.tobytes(): float(v) for row, v in zip(rows, values, strict=True)}
-    return dataclasses.replace(model, stability=StabilityLookup(table))
+    return dataclasses.replace(model, stability=StabilityLookup(table, stability_certificate(model.stability)))
 
 
 def effectivity_quantiles(bound: NDArray, error: NDArray, quantiles: Sequence[float] = QUANTILES

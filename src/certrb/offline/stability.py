@@ -94,10 +94,10 @@ def _smallest(H: sp.csr_matrix, X: sp.csr_matrix, sigma: float, v0: NDArray | No
     shifted = sp.csc_matrix(H - sigma * X)
     if n <= _SMALL:
         try:  # the largest eigenvalue of (X, H - sigma X) is accurate even when X is ill-conditioned
-            w, V = sla.eigh(X.toarray(), shifted.toarray(), subset_by_index=[n - 1, n - 1])
-            return float(sigma + 1 / w[0]), V[:, 0]
+            w, V = sla.eigh(X.toarray(), shifted.toarray())  # all of them: LAPACK's subsets can come back empty
+            return float(sigma + 1 / w[-1]), V[:, -1]
         except (np.linalg.LinAlgError, ZeroDivisionError):
-            w, V = sla.eigh(H.toarray(), X.toarray(), subset_by_index=[0, 0])
+            w, V = sla.eigh(H.toarray(), X.toarray())
             return float(w[0]), V[:, 0]
     try:
         lu = spla.splu(shifted, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})

@@ -34,8 +34,13 @@ def stability_certificate(stability: object) -> str:
 
     ``kind`` is ``"min-theta"`` for :class:`MinThetaBound`, ``"SCM"`` for
     :class:`~certrb.online.scm.SCMBound`, else ``"user callable"``; certified when the object
-    carries ``certified=True`` (set by the certified offline builders).
+    carries ``certified=True`` (set by the certified offline builders). An object with a
+    ``certificate`` string attribute (a wrapper of another bound, such as a cache of its
+    values) is taken to forward that bound's certificate.
     """
+    forwarded = getattr(stability, "certificate", None)
+    if isinstance(forwarded, str):  # a wrapper (e.g. a cache of a certified bound's values) forwards its source's
+        return forwarded
     kinds = ((MinThetaBound, "min-theta"), (SCMBound, "SCM"))
     kind = next((name for cls, name in kinds if isinstance(stability, cls)), "user callable")
     return f"{kind} ({'certified' if getattr(stability, 'certified', False) is True else 'assumed'})"
