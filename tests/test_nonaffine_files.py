@@ -25,6 +25,8 @@ from certrb.online.nonaffine import (
 )
 from certrb.problems.scattering3d import scattering3d
 
+pytestmark = pytest.mark.e2e  # builds a level-1 3D model (EIM, SCM, greedy): run in CI's second step
+
 SMALL = dict(eim_train=21, eim_candidates=1000, scm_train=41)  # level 1: 80 triangles
 MUS = np.linspace(0.5, 1.5, 7)[:, None]
 

@@ -142,6 +142,7 @@ def test_bad_level_and_bad_parameters_are_refused():
         PlaneWaveLoad(v, t, np.array([0.0, 0.0, 1.0])).vector(np.array([-1.0]))
 
 
+@pytest.mark.e2e
 def test_cli_writes_json_and_png(tmp_path):
     out = tmp_path / "res"
     result = CliRunner().invoke(app, ["reproduce", "scattering3d", "--level", "1", "--k-min", "0.5", "--k-max", "1.2",
@@ -156,6 +157,7 @@ def test_cli_writes_json_and_png(tmp_path):
     assert "speed-up" in result.output
 
 
+@pytest.mark.e2e
 def test_cli_saves_the_model_and_evaluate_reads_it_in_another_folder(tmp_path):
     out = tmp_path / "res"
     result = CliRunner().invoke(app, ["reproduce", "scattering3d", "--level", "1", "--k-min", "0.5", "--k-max", "1.2",
