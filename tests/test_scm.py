@@ -311,9 +311,8 @@ def test_infsup_helmholtz_dense(helmholtz, helmholtz_exact, coefficients, scale_
     assert np.all(lower > 0)
     assert np.all(lower <= exact * (1 + 1e-10))
     assert np.all(upper >= exact * (1 - 1e-10))
-    # the certified box bounds the cross terms by Cauchy-Schwarz, as the sparse path does: away from the SCM
-    # points the bound is looser than with the (uncertified) eigenvalue ranges it had before
-    assert np.all(lower >= 0.3 * exact), np.min(lower / exact)
+    # measured: lower / exact >= 0.60, median 0.89 (tol = 0.75 on beta^2: >= 0.5 on the training set)
+    assert np.all(lower >= 0.5 * exact)
     assert scm.certified
     np.testing.assert_allclose(np.sqrt(scm.values), dense_beta(op, h["X"], scm.points), rtol=1e-8)
     assert np.all(scm.lower_values <= dense_beta(op, h["X"], scm.points) ** 2)

@@ -369,8 +369,40 @@ class _InfSupDense:
         return infsup_theta(theta, self.imag_terms)
 
     def box(self) -> NDArray[np.float64]:
+        """Diagonal terms as on the sparse path; the cross terms' ranges certified by :func:`_cross_pd_test`."""
         top = np.array([float(sla.svdvals(a)[0]) ** 2 for a in self.A])
-        return _infsup_box(top, self.terms, self.X, self.margin, self.imag_terms)
+        box = _infsup_box(top, self.terms, self.X, self.margin, self.imag_terms)
+        G, slack = self._solves(top)
+        q, iu = len(self.terms), np.triu_indices(len(self.terms), 1)
+        for j in range(q, box.shape[0]):
+            p, imag = (j - q) % iu[0].size, j - q >= iu[0].size
+            a, b = iu[0][p], iu[1][p]
+            C = self.A[a].conj().T @ self.A[b]
+            w = sla.eigvalsh(0.5j * (C - C.conj().T) if imag else (C + C.conj().T) / 2)
+            test = _cross_pd_test(G[a], G[b], self.dense_terms[a], self.dense_terms[b], self.Xd, imag,
+                                  float(np.sqrt(slack[a] * slack[b])))
+            lo, hi = _safe_interval(float(w[0]), float(w[-1]), self.margin, test)
+            box[j] = [max(lo, box[j, 0]), min(hi, box[j, 1])]
+        return box
+
+    def _solves(self, top: NDArray) -> tuple[NDArray, NDArray[np.float64]]:
+        """``G_q ~ X^{-1} A_q`` and certified ``rho_q >= lambda_max(R_q^H X^{-1} R_q, X)``, ``R_q = A_q - X G_q``."""
+        G = np.stack([sla.solve(self.Xd, a, assume_a="pos") for a in self.dense_terms])
+        n = self.Xd.shape[0]
+        g, Xa, zero = gamma(4 * n + 16), np.abs(self.Xd), np.zeros_like(self.Xd)
+        rho = np.empty(len(G))
+        for q, (a, gq) in enumerate(zip(self.dense_terms, G, strict=True)):
+            R = a - self.Xd @ gq
+            err = g * (np.abs(a) + Xa @ np.abs(gq))
+
+            def test(s: float, side: int, R: NDArray = R, err: NDArray = err) -> bool:
+                M = np.block([[self.Xd, R], [R.conj().T, s * self.Xd]])
+                E = np.block([[zero, err], [err.T, 4 * _EPS * s * Xa]])
+                return side > 0 and bool(certify_psd(M, E))
+
+            start = _EPS * max(float(top[q]), _EPS)
+            rho[q] = _certify(start, 1, start, test)
+        return G, rho
 
     def solve(self, theta_row: NDArray, scale: float) -> tuple[float, float, NDArray[np.float64]]:
         """Computed ``beta^2``, its certified lower value, and the minimizer's ``y``."""
@@ -380,6 +412,28 @@ class _InfSupDense:
         safe = _certify(lam, -1, self.margin * scale, _normal_pd_test(self.dense_terms, theta_row, self.Xd))
         W = self.A @ w
         return lam, safe, _gram_to_y(W.conj() @ W.T, self.imag_terms)
+
+
+def _cross_pd_test(Ga: NDArray, Gb: NDArray, Aa: NDArray, Ab: NDArray, X: NDArray, imag: bool,
+                   slack: float) -> PDTest:
+    """Certified test of ``side * (s X - S)`` for the cross term ``S`` of ``A_a^H X^{-1} A_b``.
+
+    ``S`` is its Hermitian part (``imag``: ``i (C - C^H) / 2``). With ``P = G_a^H A_b + A_a^H G_b
+    - G_a^H X G_b``, ``A_a^H X^{-1} A_b = P + R_a^H X^{-1} R_b`` (``R = A - X G``), whose last
+    term moves the quadratic form by at most ``slack ||v||_X^2``.
+    """
+    n = X.shape[0]
+    g, Xa = gamma(4 * n + 16), np.abs(X)
+    P = Ga.conj().T @ Ab + Aa.conj().T @ Gb - Ga.conj().T @ (X @ Gb)
+    E = g * (np.abs(Ga).T @ np.abs(Ab) + np.abs(Aa).T @ np.abs(Gb) + np.abs(Ga).T @ (Xa @ np.abs(Gb)))
+    H = 0.5j * (P - P.conj().T) if imag else (P + P.conj().T) / 2
+    err = (E + E.T) / 2 * (1 + 4 * _EPS) + g * np.abs(H)
+
+    def test(s: float, side: int) -> bool:
+        shifted = s - side * slack
+        return bool(certify_psd(side * (shifted * X - H), err + g * abs(shifted) * Xa))
+
+    return test
 
 
 def _infsup_box(top: NDArray, terms: list[sp.csr_matrix], X: sp.spmatrix, margin: float,
