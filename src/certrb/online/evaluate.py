@@ -141,9 +141,10 @@ def _evaluate_block(model: ReducedModel, m: NDArray[np.float64], n: int, est: Es
     eps, fp = norm_and_roundoff(est, x, n)
     if beta is None:
         from_theta = getattr(model.stability, "from_theta", None)  # min-theta reuses the coefficients
-        beta = check_stability(from_theta(theta) if from_theta is not None else model.stability(m), m.shape[0])
+        beta = from_theta(theta) if from_theta is not None else model.stability(m)
     if model.interpolation is None and c.shape[0] == 1 and c.dtype == np.float64:
         return _evaluate_one(model, m, theta, phi, c, eps, fp, beta, est.name, output)
+    beta = check_stability(beta, m.shape[0])
     delta = None if model.interpolation is None else model.interpolation(m, c)
     plain = eps if delta is None else eps + delta
     estimate = plain / beta
@@ -162,15 +163,38 @@ def _evaluate_block(model: ReducedModel, m: NDArray[np.float64], n: int, est: Es
 
 
 def _evaluate_one(model: ReducedModel, m: NDArray, theta: NDArray, phi: NDArray, c: NDArray, eps: NDArray,
-                  fp: NDArray, beta: NDArray, name: str, output: bool) -> OnlineResult:
-    """:func:`_evaluate_block` for one real parameter of an interpolation-free model, on Python floats."""
-    e, f, b, row = float(eps[0]), float(fp[0]), float(beta[0]), c[0]
+                  fp: NDArray, beta: Any, name: str, output: bool) -> OnlineResult:
+    """:func:`_evaluate_block` for one real parameter of an interpolation-free model, on Python floats.
+
+    The same formulas and IEEE operations as the batched path (stability check, bounds, and the
+    output without a dual model), with fewer numpy calls.
+    """
+    b = _one_stability(beta)
+    e, f, row = float(eps[0]), float(fp[0]), c[0]
     estimate = e / b
     certified, bound = (e, estimate) if f != f else (e + f, (e + f) / b * ROUND_UP)
     norm_u = math.sqrt(row @ row)
-    values = np.array([estimate, bound, bound / norm_u if norm_u > 0 else math.inf])
+    values = np.array([estimate, bound, bound / norm_u if norm_u > 0 else math.inf, b])
     out = out_bound = None
-    if output and model.output is not None:
-        out, out_bound = model.output.evaluate(m, theta, phi, c, np.array([certified * ROUND_UP]), beta)
-    return OnlineResult(c, eps, beta, values[1:2], values[2:3], out, out_bound, name, c.shape[1], None, fp,
+    spec = model.output if output else None
+    if spec is not None and spec.dual is None:
+        psi = evaluate_coefficients(spec.coefficients, m, spec.l_N.shape[0], "output")
+        if psi.dtype == np.float64:
+            p = psi[0]
+            l_norm = math.sqrt(max(float(p @ spec.dual_gram @ p), 0.0))
+            out = np.array([p @ spec.l_N[:, : row.size] @ row])
+            out_bound = np.array([l_norm * certified * ROUND_UP / b])
+            spec = None
+    if spec is not None:
+        out, out_bound = spec.evaluate(m, theta, phi, c, np.array([certified * ROUND_UP]), values[3:4])
+    return OnlineResult(c, eps, values[3:4], values[1:2], values[2:3], out, out_bound, name, c.shape[1], None, fp,
                         values[0:1], stability_certificate(model.stability))
+
+
+def _one_stability(values: Any) -> float:
+    """One stability lower bound as a float, checked as :func:`check_stability` checks a batch."""
+    if isinstance(values, np.ndarray) and values.shape == (1,) and values.dtype == np.float64:
+        b = float(values[0])
+        if 0.0 < b < math.inf:
+            return b
+    return float(check_stability(values, 1)[0])
