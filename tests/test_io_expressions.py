@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -181,3 +182,20 @@ def test_expressions_of_the_wrong_length_give_no_result(saved):
     _recheck(saved, lambda attrs: attrs.update(operator_coefficients=value))
     with pytest.raises((ModelFileError, certrb.ShapeError)):
         certrb.load(saved).evaluate(np.array([[1.0, 1.0]]))
+
+
+def test_certrb_evaluate_reads_an_expression_model_in_an_empty_folder(model, saved, tmp_path):
+    """The command line, in a folder with nothing but the file and no PYTHONPATH, gives the same bits."""
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "model.h5").write_bytes(saved.read_bytes())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", "from certrb.cli import main; main()", "evaluate", "model.h5",
+                           "--mu", "3.5,20", "--mu", "7,80", "--json"], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    res = model.evaluate(np.array([[3.5, 20.0], [7.0, 80.0]]))
+    assert np.array(got["bound"]).tobytes() == res.bound.tobytes()
+    assert np.array(got["output"]).tobytes() == res.output.tobytes()
+    assert np.array(got["coefficients"]).tobytes() == res.coefficients.tobytes()
