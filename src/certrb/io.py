@@ -1,6 +1,6 @@
 """Saving and loading reduced models: versioned, checksummed HDF5 files.
 
-Layout of a file (format ``"certrb-model"``, version 1)::
+Layout of a file (format ``"certrb-model"``, version 2)::
 
     /                        attrs: format, version, checksum, certrb_version,
                              parameter_names, parameter_scale (JSON lists),
@@ -14,7 +14,7 @@ Layout of a file (format ``"certrb-model"``, version 1)::
     /A_N (Q_a, N, N), /f_N (Q_f, N), /basis (n_h, N) unless online-only
     /output/l_N (Q_l, N), /output/dual_gram (Q_l, Q_l) if there is an output
     /stability/theta_ref (Q_a,), /stability/alpha_ref ()   for min-theta bounds,
-    /stability/shifts (Q_a,) (optional), /stability/certified () (1.0 if proved; optional)
+    /stability/shifts (Q_a,) (optional), /stability/certified () (1.0 if proved, 0.0 if assumed)
     /estimators/<key>/<array>                           ``Estimator.to_arrays()``
     /functions/<attribute>/<array>, /interpolation/<array>   data-backed objects (records)
 
@@ -83,7 +83,7 @@ from .online.stability import MinThetaBound
 __all__ = ["FORMAT", "VERSION", "load", "save"]
 
 FORMAT = "certrb-model"
-VERSION = 1
+VERSION = 2
 
 _SCM_ARRAYS = ("box", "points", "values", "lower_values", "y", "history", "scaling")
 _CONJ = "conj:"  # prefix of a Conjugated coefficient function
@@ -886,10 +886,11 @@ def _stability_data(data: Datasets, attrs: Attrs, ctx: _Context, q_a: int,
 
 
 def _certified_flag(data: Datasets, ctx: _Context) -> bool:
-    """The stability bound's ``certified`` flag (1.0 or 0.0); a file without it is not certified."""
-    if "stability/certified" not in data:
-        return False
-    return bool(_array(data, "stability/certified", ctx, _REAL, ())[()] == 1.0)
+    """The stability bound's ``certified`` flag, stored as exactly 1.0 (proved) or 0.0 (assumed)."""
+    flag = float(_array(data, "stability/certified", ctx, _REAL, ())[()])
+    if flag not in (0.0, 1.0):
+        raise ctx.error("stability/certified", f"is {flag}; expected 1.0 (certified) or 0.0 (assumed)")
+    return flag == 1.0
 
 
 def _make_stability(kind: str, coefficients: Callable, fields: dict[str, Any], ctx: _Context) -> Callable:
