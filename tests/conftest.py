@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+
+# tiny dense products everywhere: one BLAS thread spends no CPU time spinning (set before numpy loads)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import subprocess
 import sys
 from collections.abc import Callable

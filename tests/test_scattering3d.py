@@ -41,6 +41,7 @@ def _array(rows):
     return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
 
 
+@pytest.mark.e2e  # the level-1 3D study (EIM, SCM, greedy, truth solves)
 def test_json_has_the_required_keys_and_no_nan(study):
     for key in ("mie_relative_error", "violations", "bound", "true_error", "eim", "speedup", "stability", "greedy",
                 "truth_floor", "sizes", "test_wavenumbers", "timings"):
@@ -49,6 +50,7 @@ def test_json_has_the_required_keys_and_no_nan(study):
     json.dumps(study, allow_nan=False)
 
 
+@pytest.mark.e2e  # the level-1 3D study (EIM, SCM, greedy, truth solves)
 def test_test_wavenumbers_are_not_training_points(study):
     test = np.array(study["test_wavenumbers"])
     seen = np.concatenate([study["train_wavenumbers"], study["eim"]["operator"]["wavenumbers"],
@@ -58,6 +60,7 @@ def test_test_wavenumbers_are_not_training_points(study):
     assert np.all((test >= K_RANGE[0]) & (test <= K_RANGE[1]))
 
 
+@pytest.mark.e2e  # the level-1 3D study (EIM, SCM, greedy, truth solves)
 def test_truth_matches_mie(study):
     mie = study["mie_relative_error"]
     assert len(mie["truth"]) == len(study["test_wavenumbers"])
@@ -66,6 +69,7 @@ def test_truth_matches_mie(study):
     assert abs(mie["rb"]["rb"] - mie["rb"]["truth"]) < 1e-6  # the reduced solution is as good as the truth
 
 
+@pytest.mark.e2e  # the level-1 3D study (EIM, SCM, greedy, truth solves)
 def test_matrix_eim_error_decreases_to_round_off(study):
     for part in ("operator", "rhs"):
         rec = study["eim"][part]
@@ -76,12 +80,14 @@ def test_matrix_eim_error_decreases_to_round_off(study):
         assert test[rec["terms"] - 1] < 1e-9
 
 
+@pytest.mark.e2e  # the level-1 3D study (EIM, SCM, greedy, truth solves)
 def test_no_violation_above_the_truth_floor(study):
     assert study["truth_floor"] < 1e-12
     for name in CERTIFIED:
         assert study["violations"][name] == 0, name
 
 
+@pytest.mark.e2e  # the level-1 3D study (EIM, SCM, greedy, truth solves)
 def test_bounds_are_sharp_and_the_error_reaches_the_interpolation_floor(study):
     err = _array(study["true_error"])
     assert np.nanmax(err[-1]) < 1e-9
@@ -93,12 +99,14 @@ def test_bounds_are_sharp_and_the_error_reaches_the_interpolation_floor(study):
     assert np.nanmax(indicator) < 1e-8
 
 
+@pytest.mark.e2e  # the level-1 3D study (EIM, SCM, greedy, truth solves)
 def test_scm_is_a_lower_bound_of_the_exact_inf_sup_constant(study):
     lower, exact = np.array(study["stability"]["lower_bound"]), np.array(study["stability"]["exact"])
     assert np.all(lower > 0.3 * exact)
     assert np.all(lower <= exact * (1 + 1e-8))  # SCM bounds the interpolated operator; it differs by ~1e-11
 
 
+@pytest.mark.e2e  # the level-1 3D study (EIM, SCM, greedy, truth solves)
 def test_online_is_faster_than_a_truth_solve(study):
     assert study["speedup"]["speedup"] > 1.0
     assert study["speedup"]["n"] == study["sizes"][-1]
