@@ -66,19 +66,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import ExpressionError, ModelFileError, ParameterError
-from .online import nonaffine
-from .online.coefficients import Conjugated
-from .online.estimators import ESTIMATOR_NAMES, EVALUATORS, Estimator
-from .online.estimators.eim import EIMEstimator
-from .online.estimators.expanded import ExpandedEstimator
-from .online.estimators.orthonormal import OrthonormalEstimator
-from .online.estimators.point_basis import PointBasisEstimator
-from .online.expressions import ExpressionCoefficients
-from .online.model import ReducedModel, ReducedOutput
-from .online.parameters import ParameterSpace
-from .online.scm import SCMBound
-from .online.stability import MinThetaBound
+from ..errors import ExpressionError, ModelFileError, ParameterError
+from ..online import nonaffine
+from ..online.coefficients import Conjugated
+from ..online.estimators import ESTIMATOR_NAMES, EVALUATORS, Estimator
+from ..online.estimators.eim import EIMEstimator
+from ..online.estimators.expanded import ExpandedEstimator
+from ..online.estimators.orthonormal import OrthonormalEstimator
+from ..online.estimators.point_basis import PointBasisEstimator
+from ..online.expressions import ExpressionCoefficients
+from ..online.model import ReducedModel, ReducedOutput
+from ..online.parameters import ParameterSpace
+from ..online.scm import SCMBound
+from ..online.stability import MinThetaBound
 
 __all__ = ["FORMAT", "VERSION", "load", "save"]
 
