@@ -92,7 +92,7 @@ def violations(root: Path) -> list[str]:
     """Every broken rule of the package at ``root``, one line each."""
     internal, external = import_graph(root)
     top = root.name
-    online = [m for m in internal if m.startswith(f"{top}.online") or m in (f"{top}.io", f"{top}.errors")]
+    online = [m for m in internal if m.startswith((f"{top}.online", f"{top}.io")) or m == f"{top}.errors"]
     face = tuple(f"{top}.{m.split('.', 1)[1]}" for m in FACE)
     out = []
     for m in online:

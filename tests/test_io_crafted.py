@@ -27,6 +27,9 @@ from hypothesis import strategies as st
 import certrb
 from certrb import io
 from certrb.errors import ModelFileError
+from certrb.io.checksum import checksum
+from certrb.io.read import read_model
+from certrb.io.write import write_atomic
 from certrb.problems.diffusion1d import diffusion1d
 
 NESTED = {"point-basis": {"nested": True}}
@@ -82,7 +85,7 @@ def _saved():
         for name, (model, trusted) in _models().items():
             path = os.path.join(folder, f"{name}.h5")
             certrb.save(model, path)
-            data, attrs = io._read(io._h5py(), path)
+            data, attrs = read_model(io._h5py(), path)
             mus = model.parameter_space.sample(3, rng=4)
             out[name] = (model, trusted, data, attrs, mus, _results(model, mus))
     return out
@@ -141,8 +144,8 @@ def _mutate_attribute(attrs, key, how):
 
 def _write(path, data, attrs):
     attrs["datasets"] = json.dumps(sorted(data))
-    attrs["checksum"] = io._checksum(data, attrs)
-    io._write_atomic(io._h5py(), str(path), data, attrs)
+    attrs["checksum"] = checksum(data, attrs)
+    write_atomic(io._h5py(), str(path), data, attrs)
 
 
 def _check(path, model, trusted, mus, expected):

@@ -16,6 +16,9 @@ import pytest
 import certrb
 from certrb import io
 from certrb.errors import ModelFileError
+from certrb.io.checksum import checksum
+from certrb.io.read import read_model
+from certrb.io.write import write_atomic
 from certrb.online.coefficients import Conjugated
 from certrb.online.expressions import ExpressionCoefficients
 from certrb.online.stability import MinThetaBound
@@ -66,10 +69,10 @@ def _results(model, mus):
 def _recheck(path, edit):
     """Apply ``edit`` to the root attributes and write the file again with a valid checksum."""
     h5 = io._h5py()
-    data, attrs = io._read(h5, str(path))
+    data, attrs = read_model(h5, str(path))
     edit(attrs)
-    attrs["checksum"] = io._checksum(data, attrs)
-    io._write_atomic(h5, str(path), data, attrs)
+    attrs["checksum"] = checksum(data, attrs)
+    write_atomic(h5, str(path), data, attrs)
 
 
 def test_expressions_are_stored_as_text(model, saved):

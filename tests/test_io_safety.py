@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import certrb
-from certrb import io
 from certrb.errors import ModelFileError, ShapeError
+from certrb.io import write as io_write
 from certrb.online import nonaffine
 from certrb.problems.diffusion1d import diffusion1d
 
@@ -201,7 +201,7 @@ def _interrupt_after(monkeypatch, owner, name, calls):
 
 @pytest.mark.parametrize("unnamed", [True, False])
 @pytest.mark.parametrize(("owner", "name", "calls"), [
-    (h5py.Group, "create_dataset", 2), (io._FileObject, "write", 3), (io._FileObject, "flush", 0),
+    (h5py.Group, "create_dataset", 2), (io_write._FileObject, "write", 3), (io_write._FileObject, "flush", 0),
     (os, "fsync", 0), (os, "link", 0), (os, "replace", 0),
 ])
 def test_interrupted_save_leaves_the_old_file(data_model, imported_model, tmp_path, monkeypatch, owner, name, calls,
@@ -213,7 +213,7 @@ def test_interrupted_save_leaves_the_old_file(data_model, imported_model, tmp_pa
     if not unnamed:
         if name == "link":
             pytest.skip("a named temporary file is not linked")
-        monkeypatch.setattr(io, "_unnamed_file", lambda directory, path: None)
+        monkeypatch.setattr(io_write, "_unnamed_file", lambda directory, path: None)
     _interrupt_after(monkeypatch, owner, name, calls)
     with pytest.raises(KeyboardInterrupt):
         certrb.save(imported_model, path)
@@ -233,7 +233,7 @@ def test_save_into_a_missing_folder_names_the_target(data_model, tmp_path):
 @pytest.mark.parametrize("unnamed", [True, False])
 def test_new_file_mode_respects_the_umask(data_model, tmp_path, monkeypatch, unnamed):
     if not unnamed:
-        monkeypatch.setattr(io, "_unnamed_file", lambda directory, path: None)
+        monkeypatch.setattr(io_write, "_unnamed_file", lambda directory, path: None)
     old = os.umask(0o027)
     try:
         certrb.save(data_model, tmp_path / "m.h5")
@@ -245,7 +245,7 @@ def test_new_file_mode_respects_the_umask(data_model, tmp_path, monkeypatch, unn
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="O_TMPFILE is Linux's")
 def test_killed_save_leaves_no_file(data_model, tmp_path):
     """A save SIGKILLed while h5py writes leaves nothing in the folder: the data go to an unnamed file."""
-    fd = io._unnamed_file(str(tmp_path), str(tmp_path))
+    fd = io_write._unnamed_file(str(tmp_path), str(tmp_path))
     if fd is None:
         pytest.skip("this file system has no O_TMPFILE")
     os.close(fd)
@@ -256,15 +256,15 @@ def test_killed_save_leaves_no_file(data_model, tmp_path):
     script = textwrap.dedent(f"""
         import time
         import certrb
-        from certrb import io
+        from certrb.io import write as io_write
         model = certrb.load({str(source)!r})
-        write = io._FileObject.write
+        write = io_write._FileObject.write
         def slow(self, buffer):
             n = write(self, buffer)
             print("writing", flush=True)
             time.sleep(60)
             return n
-        io._FileObject.write = slow
+        io_write._FileObject.write = slow
         certrb.save(model, {str(folder / "m.h5")!r})
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
