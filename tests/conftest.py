@@ -18,6 +18,7 @@ import pytest
 import scipy.sparse as sp
 
 import certrb
+from certrb.online import kernels
 from certrb.problems import diffusion1d
 
 
@@ -109,3 +110,31 @@ def run_script(tmp_path) -> Callable[..., subprocess.CompletedProcess]:
         return proc
 
     return run
+
+
+class CountingKernels:
+    """Stands in for ``kernels.compiled()``: the compiled kernels, recording each call and its ``ok`` flags."""
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.calls = []
+
+    def __getattr__(self, name):
+        kernel = getattr(self.compiled, name)
+
+        def call(*args):
+            out = kernel(*args)
+            ok = out if name == "cholesky_solve_batch" else out[2] if name == "cholesky_solve_one" else None
+            self.calls.append((name, None if ok is None else np.all(ok)))
+            return out
+
+        return call
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    """Record the calls of the compiled kernels (none without numba)."""
+    spy = CountingKernels(kernels.compiled())
+    if spy.compiled is not None:
+        monkeypatch.setattr(kernels, "compiled", lambda: spy)
+    return spy

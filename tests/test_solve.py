@@ -17,34 +17,6 @@ needs_long_double = pytest.mark.skipif(np.finfo(np.longdouble).eps >= 1e-17,
                                        reason="numpy.longdouble is not wider than float64 here")
 
 
-class CountingKernels:
-    """Stands in for ``kernels.compiled()``: the compiled kernels, recording each call and its ``ok`` flags."""
-
-    def __init__(self, compiled):
-        self.compiled = compiled
-        self.calls = []
-
-    def __getattr__(self, name):
-        kernel = getattr(self.compiled, name)
-
-        def call(*args):
-            out = kernel(*args)
-            ok = out if name == "cholesky_solve_batch" else out[2] if name == "cholesky_solve_one" else None
-            self.calls.append((name, None if ok is None else np.all(ok)))
-            return out
-
-        return call
-
-
-@pytest.fixture
-def counting(monkeypatch):
-    """Record the calls of the compiled kernels (none without numba)."""
-    spy = CountingKernels(kernels.compiled())
-    if spy.compiled is not None:
-        monkeypatch.setattr(kernels, "compiled", lambda: spy)
-    return spy
-
-
 def lu_only(monkeypatch):
     """Solve as without numba from here on (every new ReducedOperators takes the LAPACK path)."""
     monkeypatch.setattr(kernels, "compiled", lambda: None)
