@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from .coefficients import evaluate_coefficients
 from .estimators import Estimator, norm_and_roundoff
-from .stability import check_stability, stability_certificate
+from .stability import check_stability
 
 if TYPE_CHECKING:
     from .model import ReducedModel
@@ -159,7 +159,7 @@ def _evaluate_block(model: ReducedModel, m: NDArray[np.float64], n: int, est: Es
     if output and model.output is not None:
         out, out_bound = model.output.evaluate(m, theta, phi, c, certified * ROUND_UP, beta)
     return OnlineResult(c, eps, beta, bound, rel, out, out_bound, est.name, n, delta, fp, estimate,
-                        stability_certificate(model.stability))
+                        model.certificate)
 
 
 def _evaluate_one(model: ReducedModel, m: NDArray, theta: NDArray, phi: NDArray, c: NDArray, eps: NDArray,
@@ -188,7 +188,7 @@ def _evaluate_one(model: ReducedModel, m: NDArray, theta: NDArray, phi: NDArray,
     if spec is not None:
         out, out_bound = spec.evaluate(m, theta, phi, c, np.array([certified * ROUND_UP]), values[3:4])
     return OnlineResult(c, eps, values[3:4], values[1:2], values[2:3], out, out_bound, name, c.shape[1], None, fp,
-                        values[0:1], stability_certificate(model.stability))
+                        values[0:1], model.certificate)
 
 
 def _one_stability(values: Any) -> float:

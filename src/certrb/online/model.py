@@ -18,6 +18,7 @@ from .estimators import Estimator, check_name
 from .evaluate import OnlineResult, evaluate_batch
 from .parameters import ParameterSpace
 from .solve import ReducedOperators
+from .stability import stability_certificate
 
 __all__ = ["OnlineResult", "ReducedModel", "ReducedOutput"]
 
@@ -102,6 +103,9 @@ class ReducedModel:
         added to the residual norm in the bound.
     reconstruction_weights : ndarray of float64, shape (N, N), optional
         ``H = |V|^T |X| |V|`` (rounded up), for :meth:`reconstruction_error_bound`.
+    certificate : str
+        What the stability bound rests on (:func:`certrb.online.stability.stability_certificate`),
+        derived from ``stability`` once; every :class:`OnlineResult` carries it.
 
     Notes
     -----
@@ -124,9 +128,11 @@ class ReducedModel:
     interpolation: Callable[[NDArray, NDArray], NDArray] | None = field(default=None, repr=False)
     reconstruction_weights: NDArray[np.float64] | None = field(default=None, repr=False)
     operators: ReducedOperators = field(init=False, repr=False, compare=False)
+    certificate: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "operators", ReducedOperators(self.A_N, self.f_N))
+        object.__setattr__(self, "certificate", stability_certificate(self.stability))
         if self.default_estimator not in self.estimators:
             raise EstimatorError(f"default_estimator {self.default_estimator!r} is not attached")
 

@@ -118,7 +118,8 @@ class MinThetaBound:
     def from_theta(self, theta: NDArray) -> NDArray[np.float64]:
         """Lower bounds from already evaluated operator coefficients (n_mu, Q), shape (n_mu,)."""
         theta = real_nonnegative(theta)
-        low = (theta[:, self._active] * self._scale).min(axis=1) * (1 - 4 * _EPS)
+        active = theta if self._active.size == theta.shape[1] else theta[:, self._active]
+        low = (active * self._scale).min(axis=1) * (1 - 4 * _EPS)
         if self.shifts is not None:  # rounded down past the products, the dot product and the difference
             low = low - (theta @ self.shifts) * (1 + (theta.shape[1] + 4) * _EPS)
         return low * np.where(low > 0, 1 - 2 * _EPS, 1 + 2 * _EPS)
