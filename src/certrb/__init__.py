@@ -15,7 +15,7 @@ from typing import Any
 
 _PUBLIC = {
     "certrb.errors": ("CertRBError", "EstimatorError", "ExpressionError", "InnerProductError", "ModelFileError",
-                      "ParameterError", "ShapeError", "StabilityError"),
+                      "ParameterError", "ShapeError", "SpecError", "StabilityError"),
     "certrb.io": ("load", "save"),
     "certrb.online.estimators": ("ESTIMATOR_NAMES",),
     "certrb.online.evaluate": ("OnlineResult",),
@@ -33,6 +33,7 @@ _PUBLIC = {
     "certrb.offline.problem": ("Problem", "dual_problem"),
     "certrb.offline.reduce": ("reduce",),
     "certrb.offline.scm": ("SCM",),
+    "certrb.offline.spec": ("Reduction", "Spec", "load_spec"),
     "certrb.offline.snapshots": ("solve_snapshots",),
     "certrb.offline.stability": ("MinTheta",),
     "certrb.offline.truth": ("true_error", "truth_residual_norm"),

@@ -38,3 +38,11 @@ class ModelFileError(CertRBError, OSError):
 
 class ExpressionError(CertRBError, ValueError):
     """A coefficient expression is outside the grammar of :mod:`certrb.online.expressions`."""
+
+
+class InteropError(CertRBError, ValueError):
+    """A model from another library (pyMOR) holds a piece that certrb cannot translate exactly."""
+
+
+class SpecError(CertRBError, ValueError):
+    """A problem spec (TOML file and the matrix files it names) is invalid; the message names section, key, file."""

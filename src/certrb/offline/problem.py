@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,15 @@ class Problem:
             raise TypeError("parameter_space must be a ParameterSpace")
         if output is not None and not isinstance(output, AffineFunctional):
             raise TypeError(f"output must be an AffineFunctional; got {type(output).__name__}")
+        if stability is None:  # before any factorization
+            raise TypeError("stability is missing: a certified build needs a lower bound of the stability constant; "
+                            "pass stability=certrb.MinTheta(mu_ref) (coercive problems with non-negative "
+                            "coefficients) or certrb.SCM(operator, inner_product, train, kind=...) (coercive or "
+                            "inf-sup)")
+        if not isinstance(stability, MinTheta) and not callable(stability):
+            raise TypeError("stability must be MinTheta(mu_ref) or a callable mus -> (n_mu,) lower bounds")
+        if isinstance(stability, MinTheta):
+            mu_ref = parameter_space.validate(stability.mu_ref, name="MinTheta.mu_ref")
         names = parameter_space.names  # expressions are checked before any factorization
         operator, rhs = operator.bind(names), rhs.bind(names, "rhs")
         output = None if output is None else output.bind(names, "output")
@@ -99,10 +109,7 @@ class Problem:
         if output is not None and output.size != n:
             raise ShapeError(f"output has size {output.size}; the operator has size {n}")
         if isinstance(stability, MinTheta):
-            mu_ref = parameter_space.validate(stability.mu_ref, name="MinTheta.mu_ref")
             stability = stability.bind(operator, ip.matrix, mu_ref)
-        elif not callable(stability):
-            raise TypeError("stability must be MinTheta(mu_ref) or a callable mus -> (n_mu,) lower bounds")
         center = ((parameter_space.lower + parameter_space.upper) / 2)[None, :]
         dtype = np.result_type(operator.dtype, rhs.dtype, operator.theta(center).dtype, rhs.theta(center).dtype)
         for key, value in (("_dtype", dtype), ("operator", operator), ("rhs", rhs), ("inner_product", ip),
@@ -110,6 +117,20 @@ class Problem:
                            ("output", output), ("_cache", OrderedDict()), ("_ext_terms", {}),
                            ("_ordering", {})):
             object.__setattr__(self, key, value)
+
+    @classmethod
+    def from_spec(cls, path: str | os.PathLike[str]) -> Problem:
+        """The problem described by a TOML spec naming matrix files (format: :mod:`certrb.offline.spec`).
+
+        Raises
+        ------
+        SpecError
+            If the spec or a file it names is invalid; the message names the section, key and file.
+
+        """
+        from .spec import load_spec
+
+        return load_spec(path).problem
 
     def __reduce__(self) -> tuple:
         """Pickle as the defining data; factorizations and caches are rebuilt where it is unpickled."""
