@@ -14,8 +14,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 _PUBLIC = {
-    "certrb.errors": ("CertRBError", "EstimatorError", "ExpressionError", "InnerProductError", "ModelFileError",
-                      "ParameterError", "ShapeError", "SpecError", "StabilityError"),
+    "certrb.errors": ("CertRBError", "EstimatorError", "ExpressionError", "InnerProductError", "InteropError",
+                      "ModelFileError", "ParameterError", "ShapeError", "SpecError", "StabilityError"),
     "certrb.io": ("load", "save"),
     "certrb.online.estimators": ("ESTIMATOR_NAMES",),
     "certrb.online.evaluate": ("OnlineResult",),

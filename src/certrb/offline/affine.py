@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from ..errors import ExpressionError, ShapeError
+from ..interop.guard import reject_pymor
 from ..online.coefficients import Coefficients, evaluate_coefficients
 from ..online.expressions import ExpressionCoefficients
 
@@ -45,10 +46,13 @@ class UnboundExpressions:
 
 def _coefficients(coefficients: Any, n_terms: int) -> Coefficients:
     """A callable for the coefficients: strings become :class:`UnboundExpressions`; one expression per term."""
+    reject_pymor(coefficients, "coefficients")
     if isinstance(coefficients, str) or not (callable(coefficients) or isinstance(coefficients, Sequence)):
         raise TypeError(f"coefficients must be callable (mus (n_mu, P) -> (n_mu, Q)) or a sequence of expression "
                         f"strings, one per term; got {coefficients!r}")
     if not callable(coefficients):
+        for q, c in enumerate(coefficients):
+            reject_pymor(c, f"coefficients[{q}]")
         wrong = [c for c in coefficients if not isinstance(c, str)]
         if wrong:
             raise TypeError(f"coefficient expressions must be strings; got {wrong[0]!r}")
@@ -70,6 +74,14 @@ def _bind(coefficients: Coefficients, names: tuple[str, ...], what: str) -> Coef
         raise ExpressionError(f"{what} coefficients are expressions over the parameters {list(coefficients.names)}; "
                               f"the parameter space has {list(names)}")
     return coefficients
+
+
+def _reject_pymor_terms(terms: Any) -> None:
+    """TypeError pointing to ``certrb.interop.from_pymor`` for pyMOR operators or vector arrays as terms."""
+    reject_pymor(terms, "terms")
+    if isinstance(terms, Sequence):
+        for q, t in enumerate(terms):
+            reject_pymor(t, f"terms[{q}]")
 
 
 def _common_dtype(arrays: Sequence) -> np.dtype:
@@ -94,6 +106,7 @@ class AffineOperator:
     coefficients: Coefficients
 
     def __init__(self, terms: Sequence, coefficients: Coefficients | Sequence[str]) -> None:
+        _reject_pymor_terms(terms)
         if len(terms) == 0:
             raise ShapeError("terms must hold at least one matrix")
         mats = tuple(sp.csr_matrix(t) for t in terms)
@@ -210,6 +223,7 @@ class AffineFunctional:
     coefficients: Coefficients
 
     def __init__(self, terms: Sequence, coefficients: Coefficients | Sequence[str]) -> None:
+        _reject_pymor_terms(terms)
         vecs = [np.asarray(t) for t in terms]
         if len(vecs) == 0:
             raise ShapeError("terms must hold at least one vector")

@@ -10,6 +10,7 @@ import scipy.sparse.linalg as spla
 from numpy.typing import NDArray
 
 from ..errors import InnerProductError
+from ..interop.guard import reject_pymor
 from .certify import certify_psd
 
 __all__ = ["InnerProduct", "herm"]
@@ -61,6 +62,7 @@ class InnerProduct:
     _ordering: NDArray[np.intp] = field(repr=False)
 
     def __init__(self, matrix: sp.spmatrix | sp.sparray | NDArray) -> None:
+        reject_pymor(matrix, "inner_product")
         X = sp.csr_matrix(matrix)
         if X.shape[0] != X.shape[1] or X.shape[0] == 0:
             raise InnerProductError(f"inner_product must be a non-empty square matrix; got shape {X.shape}")
