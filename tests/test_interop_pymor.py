@@ -239,6 +239,21 @@ def test_a_plain_model_without_dirichlet_dofs():
     np.testing.assert_allclose(full_rows(pp.to_pymor(u))[0], full_rows(pp.fom.solve(pp.mu([1.5])))[0], rtol=1e-14)
 
 
+def test_parameter_ranges_and_stability_choices():
+    fom = small_model()
+    pair = from_pymor(fom, parameter_space=(1.0, 2.0), stability="min-theta", mu_ref=[1.0])
+    same = from_pymor(fom, parameter_space=certrb.ParameterSpace(["k"], [1.0], [2.0]), stability="scm")
+    mus = [[1.0], [1.7], [2.0]]
+    np.testing.assert_allclose(pair.problem.stability_lower_bound(mus), same.problem.stability_lower_bound(mus),
+                               rtol=1e-6)
+    own = from_pymor(fom, parameter_space={"k": (1.0, 2.0)}, stability=lambda m: 0.5 * np.ones(len(m)))
+    np.testing.assert_array_equal(own.problem.stability_lower_bound(mus), 0.5)
+    with pytest.raises(ValueError, match="stability must be"):
+        from_pymor(fom, parameter_space=(1.0, 2.0), stability="exact")
+    with pytest.raises(certrb.InteropError, match=r"names \['q'\]"):
+        from_pymor(fom, parameter_space=certrb.ParameterSpace(["q"], [1.0], [2.0]))
+
+
 def test_unsupported_models_and_operators_raise_interop_errors():
     space_ = {"k": (1.0, 2.0)}
     with pytest.raises(certrb.InteropError, match="parameter_space"):
