@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_roundoff_study", "plot_scattering_study"]
+__all__ = ["plot_greedy_report", "plot_roundoff_study", "plot_scattering_study"]
 
 _STYLE = {
     "truth-extended": ("black", "-", "o"),
@@ -231,6 +231,52 @@ def plot_scattering_study(results: dict, path: str | Path, *, title: str = "") -
         panel(ax, results)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_greedy_report(report: dict, path: str | Path, *, title: str = "") -> Path:
+    """Draw the convergence of a ``certrb build`` greedy (largest training bound and time per N) and save it.
+
+    Parameters
+    ----------
+    report : dict
+        The build report: ``history`` (records with ``n``, ``max_bound`` (None where
+        infinite), ``seconds``) and ``reduction`` (with ``tol``).
+    path : str or Path
+        Image file to write (format from the suffix, e.g. ``.png``).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [s for s in report["history"] if s["max_bound"] is not None]
+    n = [s["n"] for s in steps]
+    fig, (ax, ax_time) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    ax.semilogy(n, [s["max_bound"] for s in steps], marker="o", ms=3, color="tab:blue",
+                label="largest training bound")
+    ax.axhline(report["reduction"]["tol"], color="black", ls="--", lw=1, label="tolerance")
+    ax.set(xlabel="N", ylabel="bound" + (" / ||u_N||" if report["reduction"].get("relative") else ""),
+           title="Weak greedy convergence")
+    ax_time.plot([s["n"] for s in report["history"]], np.cumsum([s["seconds"] for s in report["history"]]),
+                 marker="o", ms=3, color="tab:green")
+    ax_time.set(xlabel="N", ylabel="seconds (cumulative)", title="Build time")
+    ax.legend(fontsize=8)
+    for a in (ax, ax_time):
+        a.grid(True, which="major", alpha=0.3)
     if title:
         fig.suptitle(title)
     out = Path(path)

@@ -396,13 +396,13 @@ class _Loader:
             with self.path.open("rb") as fh:
                 data = tomllib.load(fh)
         except FileNotFoundError:
-            raise SpecError(f"spec file {str(self.path)!r} not found") from None
+            raise SpecError(f"spec file not found (looked for {str(self.path.absolute())!r})") from None
         except IsADirectoryError:
-            raise SpecError(f"spec file {str(self.path)!r} is a directory") from None
+            raise SpecError("the spec path is a folder, not a file") from None
         except tomllib.TOMLDecodeError as exc:
             raise self.fail(f"not valid TOML: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(f"cannot read spec file {str(self.path)!r}: {exc}") from None
+            raise SpecError(f"cannot read the spec file: {exc}") from None
         unknown = [k for k in data if k not in SECTIONS]
         if unknown:
             raise self.fail(f"unknown section(s) {unknown}; allowed: {list(SECTIONS)}")
