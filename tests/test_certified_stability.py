@@ -17,6 +17,7 @@ import pytest
 import scipy.sparse as sp
 
 import certrb
+from certification.illconditioned import h1_diffusion
 from certrb import (
     SCM,
     AffineFunctional,
@@ -28,7 +29,7 @@ from certrb import (
     StabilityError,
 )
 from certrb.offline.certify import certify_psd, hermitian_sum
-from certrb.offline.stability import coercivity_constant
+from certrb.offline.stability import coercivity_constant, dominance_defect
 
 mpmath.mp.dps = 40
 WEIGHTS = (1e-10, 1e-6, 1.0)
@@ -221,3 +222,92 @@ def test_coercivity_constant_at_1e5_dofs():
     elapsed = time.perf_counter() - start
     assert_certified(alpha, exact, rtol=1e-6)
     assert elapsed < 120, elapsed
+
+
+# --- singular, diagonally dominant terms and the ill-conditioned family --------------------------
+
+
+def test_dominance_defect_is_exactly_zero_for_a_neumann_stiffness():
+    n = 37  # h = 1/37 is not a power of two: 2/h is still exact (a doubling)
+    h = 1.0 / n
+    main = np.r_[1.0, 2 * np.ones(n - 1), 1.0] / h
+    off = -np.ones(n) / h
+    K = sp.csr_matrix(sp.diags([off, main, off], [-1, 0, 1]))
+    assert not dominance_defect(K).any()
+    Kp = K.tolil()
+    Kp[3, 3] *= 1 - 2**-52  # one row just short of dominance: a positive defect of about u K_33
+    delta = dominance_defect(sp.csr_matrix(Kp))
+    assert np.flatnonzero(delta).tolist() == [3]
+    assert 0 < delta[3] < 1e-14 * K[3, 3]
+    assert np.isinf(dominance_defect(sp.csr_matrix(-K))).all()  # negative diagonal: no Gershgorin proof
+
+
+def test_dominance_defect_of_a_non_symmetric_term_bounds_its_hermitian_part():
+    K, _ = p1(30)
+    skew = sp.csr_matrix(sp.diags([np.ones(29), -np.ones(29)], [-1, 1]))
+    delta = dominance_defect(K + 1e3 * skew)  # Hermitian part K: Dirichlet rows strictly dominant
+    assert delta.max() <= 1e-12 * K.diagonal().max()
+
+
+def test_hermitian_sum_merges_equal_matrices():
+    K, M = p1(50)
+    X = sp.csr_matrix(K + 1e-10 * M)
+    s = 1 - 1e-8
+    c = 1.0 - s  # exact (Sterbenz)
+    Mh, F = hermitian_sum([(1.0, X.copy()), (-s, X)])
+    # one term c X: one rounding per entry, and an error bound of that size (not u |X|)
+    assert abs(Mh - c * X).max() <= 2**-53 * c * abs(X).max()
+    assert F.max() <= 1e-14 * c * abs(X).max()
+    assert certify_psd(Mh, F)  # (1 - s) X is as definite as X itself
+
+
+def _family_terms(problem):
+    return [sp.csr_matrix(a) for a in problem.operator.terms], sp.csr_matrix(problem.inner_product.matrix)
+
+
+def exact_psd(terms, coefficients, X, s) -> bool:
+    """``sum_q c_q A_q - s X >= 0`` decided in 60-digit arithmetic (tridiagonal LDL^T pivots, exact affine sum)."""
+    with mpmath.workdps(60):
+        n = X.shape[0]
+        diag = [mpmath.mpf(0)] * n
+        low = [mpmath.mpf(0)] * (n - 1)
+        for c, a in [*zip(coefficients, terms, strict=True), (-s, X)]:
+            c = mpmath.mpf(float(c))
+            d, lo = a.diagonal(), a.diagonal(-1)
+            for i in range(n):
+                diag[i] += c * mpmath.mpf(float(d[i]))
+            for i in range(n - 1):
+                low[i] += c * mpmath.mpf(float(lo[i]))
+        pivot = diag[0]
+        for i in range(1, n):
+            if pivot <= 0:
+                return False
+            pivot = diag[i] - low[i - 1] ** 2 / pivot
+        return pivot >= 0
+
+
+@pytest.mark.parametrize(("w", "n"), [(1.0, 256), (1e-6, 256), (1e-10, 8), (1e-10, 16)])
+@pytest.mark.parametrize("kind", ["min-theta", "scm"])
+def test_ill_conditioned_family_stability_is_below_the_exact_constant(w, n, kind):
+    """certrb's own MinTheta and SCM on X = K + w M, cond(X) up to ~1e13: every value <= the exact constant."""
+    problem = h1_diffusion(n, w, kind)
+    assert problem.stability.certified
+    terms, X = _family_terms(problem)
+    mus = problem.parameter_space.sample(12, rng=7)
+    mus[0] = [0.0, 1.0]  # alpha = 1 exactly there
+    lower = problem.stability_lower_bound(mus)
+    theta = problem.operator.theta(mus)
+    for c, lb in zip(theta, lower, strict=True):
+        assert exact_psd(terms, c, X, lb), (w, n, kind, lb)
+    assert lower.min() >= (0.99999 if kind == "min-theta" else 0.5)  # the exact constants are >= 1
+    if kind == "min-theta":  # at mu_ref the bound is tight: 1 - 1e-8 <= alpha = 1
+        assert lower[0] >= 1 - 2e-8
+        assert not exact_psd(terms, theta[0], X, 1 + 1e-6)
+
+
+def test_ill_conditioned_family_refuses_what_it_cannot_prove():
+    """30 elements at w = 1e-10: K_x has rounded rows (not exactly dominant) and cond(X) ~ 4e13."""
+    with pytest.raises(StabilityError, match="term 1 is not certified"):
+        h1_diffusion(30, 1e-10, "min-theta")
+    with pytest.raises(StabilityError):
+        h1_diffusion(30, 1e-10, "scm")

@@ -76,9 +76,14 @@ def _x_norms(problem: certrb.Problem, rows: NDArray) -> NDArray[np.float64]:
     return np.asarray(np.sqrt(np.maximum(quad, 0)), dtype=np.float64)
 
 
-def truth_reference(problem: certrb.Problem, mus: NDArray[np.float64], *, refine: int = 2) -> TruthReference:
-    """Refined truth solutions of ``mus`` (n_mu, P) and the error of the unrefined ones."""
-    refined = problem.solve(mus, refine=refine)
+def truth_reference(problem: certrb.Problem, mus: NDArray[np.float64], *, refine: int = 2,
+                    solutions: NDArray | None = None) -> TruthReference:
+    """Refined truth solutions of ``mus`` (n_mu, P) and the error of the unrefined ones.
+
+    ``solutions`` (n_mu, n_h), extended precision, replaces the refined solve when given
+    (a more accurate truth, e.g. ``illconditioned.exact_solutions``).
+    """
+    refined = problem.solve(mus, refine=refine) if solutions is None else solutions
     plain = problem.solve(mus)
     norms = _x_norms(problem, refined)
     diff = _x_norms(problem, plain.astype(refined.dtype) - refined)

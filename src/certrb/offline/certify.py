@@ -27,6 +27,7 @@ assumed of the factorization: the test only uses the factors it returned.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -69,6 +70,10 @@ class PSDCertificate:
 def hermitian_sum(terms: Sequence[Term]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """``Mh = fl(sum_k c_k M_k)`` made exactly Hermitian, and ``F >= |Mh - sum_k c_k M_k|``.
 
+    Terms whose matrices are equal entry by entry are merged first, their coefficients summed
+    correctly rounded (:func:`math.fsum`; exact when they cancel, as in ``A - s X`` with
+    ``A = X``), so that a multiple of one stored matrix is formed with one rounding per entry.
+
     Parameters
     ----------
     terms : sequence of (float, sparse matrix or ndarray (n, n))
@@ -80,16 +85,29 @@ def hermitian_sum(terms: Sequence[Term]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     F : csr_matrix, shape (n, n), non-negative
 
     """
-    out = None
-    size = None
+    merged: list[tuple[list[float], sp.csr_matrix]] = []
     for c, m in terms:
         m = sp.csr_matrix(m)
-        out = m * float(c) if out is None else out + m * float(c)
-        size = abs(m) * abs(float(c)) if size is None else size + abs(m) * abs(float(c))
+        same = next((group for group in merged if group[1].shape == m.shape and (group[1] != m).nnz == 0), None)
+        if same is None:
+            merged.append(([float(c)], m))
+        else:
+            same[0].append(float(c))
+    if not merged:
+        raise ValueError("hermitian_sum needs at least one term")
+    out = None
+    size = None
+    rounded = False  # a merged coefficient was rounded: |fl(sum c) - sum c| <= u |fl(sum c)| (1 + 2u)
+    for coefficients, m in merged:
+        c = math.fsum(coefficients)
+        rounded |= len(coefficients) > 1
+        out = m * c if out is None else out + m * c
+        size = abs(m) * abs(c) if size is None else size + abs(m) * abs(c)
     assert out is not None
     assert size is not None
-    single = len(terms) == 1 and float(terms[0][0]) in (1.0, -1.0)
-    F = size * (0.0 if single else 2 * gamma(len(terms) + 2))
+    single = len(merged) == 1 and math.fsum(merged[0][0]) in (1.0, -1.0, 0.0)
+    rate = (0.0 if single else 2 * gamma(len(merged) + 2)) + (2 * gamma(2) if rounded else 0.0)
+    F = size * rate
     return _mirror(out), sp.csr_matrix(F + F.T)
 
 

@@ -110,6 +110,7 @@ from ..online.scm import (
 from .affine import AffineOperator
 from .certify import Term, certify_psd, hermitian_sum
 from .innerproduct import InnerProduct
+from .stability import dominance_defect
 
 __all__ = ["KINDS", "SCM", "infsup_coefficients"]
 
@@ -263,6 +264,7 @@ class _Coercive:
         return coercive_theta(theta)
 
     def box(self) -> NDArray[np.float64]:
+        """Certified ``[l_q, u_q]`` per term; a diagonally dominant term's lower end is at least 0 (Gershgorin)."""
         rows = []
         for q, H in enumerate(self.H):
             if self.dense:
@@ -271,11 +273,25 @@ class _Coercive:
             else:
                 lo, hi = _sparse_extremes(H, self.X, self.ip)
             test = _sparse_pd_test(_hermitian_part(self.terms, np.eye(len(self.terms))[q]), self.X)
-            rows.append(_safe_interval(lo, hi, self.margin, test))
-        return np.array(rows)
+            step = self.margin * (max(abs(lo), abs(hi)) or 1.0)
+            dominant = not dominance_defect(self.terms[q]).any()  # S_q >= 0 proved exactly
+            try:
+                low = _certify(lo, -1, step, test)
+            except StabilityError:
+                if not dominant:
+                    raise
+                low = 0.0
+            rows.append((max(low, 0.0) if dominant else low, _certify(hi, 1, step, test)))
+        self.bounds = np.array(rows)
+        return self.bounds
 
     def solve(self, theta_row: NDArray, scale: float) -> tuple[float, float, NDArray[np.float64]]:
-        """Exact constant, its certified lower value, and the minimizer's ``y``."""
+        """Exact constant, its certified lower value, and the minimizer's ``y``.
+
+        The certified value is the larger of the verified eigenvalue bound and the box bound
+        ``sum_q min(c_q l_q, c_q u_q)``, which holds for every ``mu`` (the verification fails
+        where ``A(mu) - s X`` is too ill-conditioned to be factored with a proof).
+        """
         c = self.scm_theta(theta_row[None])[0]
         H = _combine(c, self.H)
         if self.dense:
@@ -283,9 +299,16 @@ class _Coercive:
             lam, v = float(w[0]), V[:, 0]
         else:
             lam, v, _ = _smallest_pair(H, self.X, _inverse(H))
-        safe = _certify(lam, -1, self.margin * scale, _sparse_pd_test(_hermitian_part(self.terms, c), self.X))
+        products = np.minimum(c * self.bounds[:, 0], c * self.bounds[:, 1])
+        floor = float(products.sum() - gamma(c.size + 2) * np.abs(products).sum())
+        try:
+            safe = _certify(lam, -1, self.margin * scale, _sparse_pd_test(_hermitian_part(self.terms, c), self.X))
+        except StabilityError:
+            if not floor > 0:
+                raise
+            safe = floor
         y = np.array([np.vdot(v, h @ v).real for h in self.H]) / np.vdot(v, self.X @ v).real
-        return lam, safe, y
+        return lam, max(safe, floor), y
 
 
 def _sparse_extremes(H: sp.spmatrix, X: sp.spmatrix, ip: InnerProduct) -> tuple[float, float]:

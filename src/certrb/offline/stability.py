@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -12,24 +13,26 @@ import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import StabilityError
+from ..online.estimators.roundoff import gamma
 from ..online.stability import MinThetaBound, real_nonnegative
 from .affine import AffineOperator
 from .certify import Term, certify_psd, hermitian_sum
 
-__all__ = ["MinTheta", "certified_lower", "coercivity_constant", "term_shift"]
+__all__ = ["MinTheta", "certified_lower", "coercivity_constant", "dominance_defect", "term_shift"]
 
 _SMALL = 200  # dense eigensolver for the estimate up to this size
 _STEPS = (1e-8, 1e-6, 1e-4, 1e-2, 0.1, 0.5, 0.9, 0.99)
 _FINE = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3)
 _BLOCK = 4
-_TERM_SHIFTS = (0.0, 1e-12, 1e-10, 1e-8)
+_TERM_SHIFTS = (0.0, 1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 _ITERATIONS = 12
 _COARSE = 5
 
 StabilityCallable = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 
 
-def coercivity_constant(matrix: sp.spmatrix, inner_product: sp.spmatrix) -> float:
+def coercivity_constant(matrix: sp.spmatrix, inner_product: sp.spmatrix, *,
+                        terms: Sequence[Term] | None = None) -> float:
     """Certified lower bound of the coercivity constant ``min_v Re(v^H A v) / (v^H X v)``.
 
     An estimate of the smallest generalized eigenvalue of the Hermitian part ``H`` of
@@ -44,6 +47,10 @@ def coercivity_constant(matrix: sp.spmatrix, inner_product: sp.spmatrix) -> floa
     ----------
     matrix : sparse matrix, shape (n_h, n_h)
     inner_product : sparse matrix, shape (n_h, n_h), Hermitian positive definite
+    terms : sequence of (float, sparse matrix (n_h, n_h)), optional
+        Real coefficients and stored matrices whose exact sum is ``A`` (an affine operator at
+        one parameter); the certificate is then for this exact sum, and ``matrix`` (its
+        rounded assembly) only serves the estimate.
 
     Returns
     -------
@@ -58,7 +65,9 @@ def coercivity_constant(matrix: sp.spmatrix, inner_product: sp.spmatrix) -> floa
     """
     A = sp.csr_matrix(matrix)
     X = sp.csr_matrix(inner_product)
-    terms = [(0.5, A), (0.5, A.conj().T)]
+    if terms is None:
+        terms = [(1.0, A)]
+    terms = [(0.5 * c, m) for c, m in terms] + [(0.5 * c, sp.csr_matrix(m).conj().T) for c, m in terms]
     H = sp.csr_matrix((A + A.conj().T) * 0.5)
     estimate, v = _smallest(H, X, 0.0, None, _COARSE)
     best, step = certified_lower(terms, X, estimate)
@@ -135,8 +144,8 @@ class MinTheta:
     ``alpha(mu) >= alpha(mu_ref) * min_{q: theta_q(mu_ref) > 0} theta_q(mu) / theta_q(mu_ref)``.
 
     Binding checks the precondition: each Hermitian part ``S_q`` is certified to satisfy
-    ``S_q + eps_q X >= 0`` with the smallest ``eps_q`` of ``0, 1e-12, 1e-10, 1e-8`` times
-    ``max_i (S_q)_ii / X_ii`` that verifies (the bound accounts for the ``eps_q``, see
+    ``S_q + eps_q X >= 0`` with the smallest ``eps_q`` of ``0, 1e-12, .., 1e-2`` times
+    ``max_i (S_q)_ii / X_ii`` that verifies (:func:`term_shift`) (the bound accounts for the ``eps_q``, see
     :class:`~certrb.online.stability.MinThetaBound`); a term for which none verifies raises.
     The reference constant is :func:`coercivity_constant` (certified); a given ``alpha_ref``
     is certified as ``alpha_ref (1 - 1e-8)`` or ``alpha_ref (1 - 1e-6)`` when that verifies,
@@ -167,15 +176,14 @@ class MinTheta:
         theta_ref = real_nonnegative(operator.theta(mus_ref))[0]
         X = sp.csr_matrix(inner_product)
         shifts = np.array([term_shift(a, X, q) for q, a in enumerate(operator.terms)])
-        A = sp.csr_matrix(operator.assemble(theta_ref))
+        terms = [(float(t), a) for t, a in zip(theta_ref, operator.terms, strict=True) if t]
         alpha, certified = self.alpha_ref, True
         if alpha is None:
-            alpha = coercivity_constant(A, X)
+            alpha = coercivity_constant(operator.assemble(theta_ref), X, terms=terms)
         elif not alpha > 0:
             raise StabilityError(f"coercivity constant at mu_ref is not positive: {alpha}")
         else:
-            terms = [(t * 0.5, a) for t, a in zip(theta_ref, operator.terms, strict=True) if t]
-            terms += [(t * 0.5, a.conj().T) for t, a in zip(theta_ref, operator.terms, strict=True) if t]
+            terms = [(t * 0.5, a) for t, a in terms] + [(t * 0.5, sp.csr_matrix(a).conj().T) for t, a in terms]
             try:
                 alpha = certified_lower(terms, X, float(alpha), steps=_STEPS[:2])[0]
             except StabilityError:
@@ -185,20 +193,64 @@ class MinTheta:
 
 
 def term_shift(term: sp.spmatrix, X: sp.csr_matrix, q: int) -> float:
-    """Smallest certified ``eps`` of ``0, 1e-12, 1e-10, 1e-8`` times the term's scale with ``S_q + eps X >= 0``.
+    """Smallest certified ``eps`` of the ladder ``0, 1e-12, .., 1e-2`` times the term's scale with ``S_q + eps X >= 0``.
 
-    ``S_q = (A_q + A_q^H) / 2`` and the scale is ``max_i (S_q)_ii / X_ii``; StabilityError
-    names the term when none verifies (its Hermitian part is indefinite, or nearly so).
+    ``S_q = (A_q + A_q^H) / 2`` and the scale is ``max_i (S_q)_ii / X_ii``. Two proofs are tried
+    at each ``eps``: :func:`~certrb.offline.certify.certify_psd` of ``S_q + eps X`` (for definite
+    terms), and, for terms that are singular but diagonally dominant (stiffness matrices of
+    Neumann or subdomain problems, whose constants are in the kernel), Gershgorin:
+    ``S_q + diag(delta) >= 0`` with the row defects ``delta`` of :func:`dominance_defect`, and
+    ``eps X - diag(delta)`` certified PSD (no shift at all when every ``delta_i`` is 0).
+    StabilityError names the term when none verifies (its Hermitian part is indefinite, or nearly so).
     """
     a = sp.csr_matrix(term)
     sym = (a + a.conj().T) * 0.5
     sym.eliminate_zeros()
     if sym.nnz == 0:
         return 0.0
-    scale = float(np.max(sym.diagonal().real / X.diagonal().real))
+    delta = dominance_defect(a)
+    if not delta.any():
+        return 0.0
+    scale = max(float(np.max(sym.diagonal().real / X.diagonal().real)), 0.0)
+    dominant = bool(np.isfinite(delta).all())
     for rel in _TERM_SHIFTS:
-        eps = rel * max(scale, 0.0)
-        if (rel == 0 or eps > 0) and certify_psd(*hermitian_sum([(0.5, a), (0.5, a.conj().T), (eps, X)])):
+        eps = rel * scale
+        if rel and not eps > 0:
+            continue
+        if certify_psd(*hermitian_sum([(0.5, a), (0.5, a.conj().T), (eps, X)])):
+            return eps
+        if rel and dominant and certify_psd(*hermitian_sum([(eps, X), (-1.0, sp.diags(delta))])):
             return eps
     raise StabilityError(f"MinTheta needs positive semi-definite Hermitian parts of the operator terms: term {q} "
                          f"is not certified (even with a shift of {_TERM_SHIFTS[-1]:.0e} times its scale)")
+
+
+def dominance_defect(term: sp.spmatrix) -> NDArray[np.float64]:
+    """Gershgorin row defects of the Hermitian part ``S = (A + A^H) / 2`` of a stored matrix.
+
+    Returns ``delta`` (n,), float64, non-negative, with ``S + diag(delta)`` diagonally dominant
+    with a non-negative diagonal, hence positive semi-definite, for the exact ``S`` of the stored
+    ``A``. A row is exactly dominant (``delta_i = 0``) when ``sum_{j != i} |s_ij| <= s_ii``; for an
+    exactly real symmetric ``A`` rows at the edge (zero row sums) are decided by correctly
+    rounded sums (:func:`math.fsum`), so a Neumann stiffness matrix gets ``delta = 0`` exactly.
+    Otherwise the defect is bounded from above in floating point (``inf`` for a negative diagonal).
+    """
+    a = sp.csr_matrix(term)
+    exact = a.dtype.kind != "c" and (a != a.T).nnz == 0
+    s = a if exact else sp.csr_matrix((a + a.conj().T) * 0.5)
+    diag = s.diagonal().real
+    off = sp.csr_matrix(abs(s - sp.diags(s.diagonal())))
+    off.eliminate_zeros()
+    counts = np.diff(off.indptr)
+    k = int(counts.max(initial=0))
+    unit = np.finfo(np.float64).eps / 2
+    grow = (1 + 2 * gamma(k + 4)) if exact else (1 + 2 * gamma(k + 8))  # |s_ij| and the row sum, rounded up
+    upper = np.asarray(off.sum(axis=1)).ravel() * grow
+    delta = np.where(upper > diag, (upper - diag) * (1 + 4 * unit), 0.0)
+    delta[diag < 0] = np.inf
+    if exact:  # decide the rows at the edge exactly
+        for i in np.flatnonzero((delta > 0) & (diag >= 0)):
+            lo, hi = off.indptr[i], off.indptr[i + 1]
+            margin = math.fsum([float(diag[i]), *(-off.data[lo:hi])])  # correctly rounded: its sign is exact
+            delta[i] = 0.0 if margin >= 0 else -margin * (1 + 4 * unit)
+    return delta

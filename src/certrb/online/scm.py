@@ -136,7 +136,8 @@ def lp_bound(c: NDArray, G: NDArray, b: NDArray, box: NDArray, mu: NDArray) -> t
     Returns
     -------
     value : float
-        The weak-duality bound from the solver's multipliers (see the module notes).
+        The weak-duality bound from the solver's multipliers (see the module notes), or the
+        box bound (multipliers 0) when that is larger.
     y : ndarray, shape (Q_s,)
 
     """
@@ -150,13 +151,16 @@ def lp_bound(c: NDArray, G: NDArray, b: NDArray, box: NDArray, mu: NDArray) -> t
         res = linprog(solver_c, A_ub=-G, b_ub=-b, bounds=box, method="highs-ipm")
     if res.status != 0 or res.x is None:
         raise StabilityError(f"the SCM linear program failed at mu = {mu.tolist()}: {res.message}")
-    lam = np.maximum(-np.asarray(res.ineqlin.marginals), 0.0)
-    r = c - lam @ G
-    t = np.minimum(r * box[:, 0], r * box[:, 1])
-    value = lam @ b + t.sum()
     size = np.abs(box).max(axis=1)
-    slack = 8 * (G.shape[0] + c.size) * _EPS * (lam @ np.abs(b) + (np.abs(c) + lam @ np.abs(G)) @ size)
-    return float(value - slack), res.x
+    values = []
+    for lam in (np.maximum(-np.asarray(res.ineqlin.marginals), 0.0), np.zeros(G.shape[0])):
+        # lam = 0 is dual feasible too (the box bound): it wins when the multipliers of a badly
+        # scaled LP are off enough that r = c - G^T lam times a wide box end is large
+        r = c - lam @ G
+        t = np.minimum(r * box[:, 0], r * box[:, 1])
+        slack = 8 * (G.shape[0] + c.size) * _EPS * (lam @ np.abs(b) + (np.abs(c) + lam @ np.abs(G)) @ size)
+        values.append(float(lam @ b + t.sum() - slack))
+    return max(values), res.x
 
 
 def nearest(a: NDArray, b: NDArray, k: int) -> NDArray[np.intp]:
