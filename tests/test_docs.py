@@ -57,8 +57,11 @@ def certrb_commands(code: str) -> list[list[str]]:
     commands = []
     for line in joined.splitlines():
         words = shlex.split(line.removeprefix("$ "), comments=True)
-        if words and words[0] == "certrb":
-            commands.append(words[1:])
+        start = 0
+        for end in [i for i, w in enumerate(words) if w in ("&&", "||", ";")] + [len(words)]:
+            if words[start:end][:1] == ["certrb"]:
+                commands.append(words[start + 1:end])
+            start = end + 1
     return commands
 
 
@@ -127,10 +130,11 @@ def test_code_blocks_run_with_dask(path, docs_folder):
 def test_the_parser_sees_tags_and_commands(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("text\n\n<!-- no-run: slow -->\n```python\nraise SystemExit\n```\n\n```console\n"
-                    "$ certrb evaluate model.h5 \\\n    --mu 1,2  # comment\n$ ls\n```\n")
+                    "$ certrb evaluate model.h5 \\\n    --mu 1,2  # comment\n$ ls\n"
+                    "pip install x && certrb info m.h5\n```\n")
     blocks = code_blocks(page)
     assert [(b.lang, b.tag, b.line) for b in blocks] == [("python", "no-run", 4), ("console", None, 8)]
-    assert certrb_commands(blocks[1].code) == [["evaluate", "model.h5", "--mu", "1,2"]]
+    assert certrb_commands(blocks[1].code) == [["evaluate", "model.h5", "--mu", "1,2"], ["info", "m.h5"]]
 
 
 def test_a_failing_snippet_fails(tmp_path, docs_folder):
