@@ -15,12 +15,12 @@ from .layout import FORMAT, VERSION, Attrs, Datasets
 _READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 
 
-def read_model(h5py: Any, name: str) -> tuple[Datasets, Attrs]:
-    """Every dataset and root attribute of a certrb model file (header checked first)."""
+def read_model(h5py: Any, name: str, *, fmt: str = FORMAT, version: int = VERSION) -> tuple[Datasets, Attrs]:
+    """Every dataset and root attribute of a certrb file of format ``fmt`` (header checked first)."""
     try:
         with h5py.File(name, "r") as f:
             attrs = {key: _text(value) for key, value in f.attrs.items()}
-            _check_header(attrs, name)
+            _check_header(attrs, name, fmt, version)
             data: Datasets = {}
             f.visititems(lambda key, obj: _collect(h5py, data, key, obj))
     except ModelFileError:
@@ -43,14 +43,14 @@ def _collect(h5py: Any, data: Datasets, key: str, obj: Any) -> None:
         data[key] = np.asarray(obj[()])
 
 
-def _check_header(attrs: Attrs, name: str) -> None:
+def _check_header(attrs: Attrs, name: str, expected: str, supported: int) -> None:
     fmt = attrs.get("format")
-    if fmt != FORMAT:
-        raise ModelFileError(f"{name}: not a certrb model file (format attribute {fmt!r}, expected {FORMAT!r})")
+    if fmt != expected:
+        raise ModelFileError(f"{name}: not a {expected} file (format attribute {fmt!r}, expected {expected!r})")
     version = attrs.get("version")
-    if not isinstance(version, int | np.integer) or int(version) != VERSION:
-        raise ModelFileError(f"{name}: unsupported certrb model file version {version!r}; "
-                             f"this certrb reads version {VERSION}")
+    if not isinstance(version, int | np.integer) or int(version) != supported:
+        raise ModelFileError(f"{name}: unsupported {expected} file version {version!r}; "
+                             f"this certrb reads version {supported}")
 
 
 def check_manifest(data: Datasets, attrs: Attrs, name: str) -> None:
