@@ -248,6 +248,38 @@ def reproduce_helmholtz1d(
     _run_study("helmholtz1d", problem, settings, {"n_elements": elements, "k_max": k_max}, out, verbose)
 
 
+@reproduce_app.command("dictionary")
+def reproduce_dictionary(
+    elements: Annotated[int, typer.Option(min=2, help="Number of P1 elements of the Helmholtz problem.")] = 100,
+    k_max: Annotated[float, typer.Option(min=1.0, help="Largest wavenumber (range [1, k_max]).")] = 20.0,
+    train: _Train = 300,
+    test: _Test = 100,
+    tol: Annotated[float, typer.Option(min=0.0, help="Relative tolerance of the global and local greedies.")] = 1e-6,
+    max_basis: _MaxBasis = 60,
+    clusters: Annotated[int, typer.Option(min=0, help="Local models (0: chosen by the a priori criterion).")] = 0,
+    seed: _Seed = 0,
+    out: _Out = Path("results"),
+    verbose: _Verbose = False,
+) -> None:
+    """Dictionary of local certified models (sine clustering) against one global model, 1D Helmholtz."""
+    from .dictionary_study import dictionary_study, helmholtz_problem, plot_dictionary_study
+
+    check_writable_folder(out, "--out")
+    with _progress_bars(verbose) as progress:
+        results = dictionary_study(helmholtz_problem(elements, k_max), n_train=train, n_test=test, tol=tol,
+                                   max_basis=max_basis, n_clusters=clusters or "auto", seed=seed, progress=progress)
+    results["problem"].update(name="dictionary", n_elements=elements, k_max=k_max)
+    json_path, png_path = out / "dictionary.json", out / "dictionary.png"
+    write_json_atomic(results, json_path)
+    plot_dictionary_study(results, png_path, title=f"dictionary, helmholtz1d k in [1, {k_max:g}], "
+                                                   f"n_h = {results['problem']['n_h']}")
+    sizes, ratio = results["sizes"], results["online_ratio_to_global"]["batched"]
+    console.print(f"global N = {sizes['global']}, local N = {sizes['local']}; online time / global (batched): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items())
+                  + f"; violations {results['violations']}")
+    console.print(f"wrote {json_path} and {png_path}")
+
+
 def _scattering_table(results: dict) -> Table:
     mie, speed = results["mie_relative_error"], results["speedup"]
     table = Table(title=f"scattering3d: n_h = {results['problem']['n_h']}, k in {results['problem']['k_range']}, "
