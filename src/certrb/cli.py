@@ -262,11 +262,11 @@ def reproduce_dictionary(
     verbose: _Verbose = False,
 ) -> None:
     """Dictionary of local certified models (sine clustering) against one global model, 1D Helmholtz."""
-    from .dictionary_study import dictionary_study, helmholtz_problem, plot_dictionary_study
+    from .dictionary_study import dictionary_study, plot_dictionary_study
 
     check_writable_folder(out, "--out")
     with _progress_bars(verbose) as progress:
-        results = dictionary_study(helmholtz_problem(elements, k_max), n_train=train, n_test=test, tol=tol,
+        results = dictionary_study(None, n_elements=elements, k_max=k_max, n_train=train, n_test=test, tol=tol,
                                    max_basis=max_basis, n_clusters=clusters or "auto", seed=seed, progress=progress)
     results["problem"].update(name="dictionary", n_elements=elements, k_max=k_max)
     json_path, png_path = out / "dictionary.json", out / "dictionary.png"
