@@ -333,6 +333,9 @@ def test_infsup_helmholtz_arpack(helmholtz, helmholtz_exact):
     # measured: lower / exact >= 0.49, median 0.85 (the looser box needs more SCM points: 37 vs 21)
     assert np.all(lower >= 0.4 * exact)
     np.testing.assert_allclose(np.sqrt(scm.values), dense_beta(op, h["X"], scm.points), rtol=1e-6)
+    # beta(mu_k)^2 certified by the dense test at this size: below the exact values, and flagged certified
+    assert scm.certified
+    assert np.all(scm.lower_values <= dense_beta(op, h["X"], scm.points) ** 2)
 
 
 @pytest.mark.parametrize("dense_limit", [None, 0], ids=["dense", "arpack"])

@@ -54,8 +54,9 @@ Rigor
   coercive kind, a dense Cholesky factorization for the dense inf-sup path, and
   the sparse LU of ``[[X, A_q], [A_q^H, s X]]`` (Schur complement
   ``s X - A_q^H X^{-1} A_q``) for the upper box bounds of the sparse inf-sup path.
-  The one exception: ``beta(mu_k)^2`` on the sparse inf-sup path is only moved by
-  the margin (no sparse inertia test exists for an indefinite matrix in SciPy);
+  On the sparse inf-sup path ``beta(mu_k)^2`` is certified by the dense test up to
+  2000 unknowns; above, it is only moved by the margin (no sparse inertia test exists
+  for an indefinite matrix in SciPy) and the SCM is marked not certified;
   where ARPACK does not converge there, the certified ``alpha(mu_k)^2 <= beta(mu_k)^2``
   of the Hermitian part is used instead, if positive (else StabilityError).
   The verifications are floating-point factorizations (backward stable, not
@@ -124,6 +125,7 @@ _BISECT = 8
 _BOX_MAXITER = 10  # ARPACK restarts for box estimates (certification fixes their accuracy)
 _MAXITER = 30  # ARPACK restarts for the smallest eigenpair before falling back to LOBPCG
 _INFSUP_MAXITER = 300  # ARPACK restarts for beta^2 on the sparse inf-sup path (its fallback is weaker)
+_CERTIFY_DENSE = 2000  # the sparse inf-sup path certifies beta^2 densely up to this many unknowns
 _LOBPCG_MAXITER = 200
 
 PDTest = Callable[[float, int], bool]
@@ -480,6 +482,7 @@ class _InfSupSparse:
         self.terms = [sp.csc_matrix(a) for a in operator.terms]
         self.X = sp.csc_matrix(ip.matrix)
         self.ip, self.margin, self.imag_terms = ip, margin, imag_terms
+        self._dense: NDArray | None = None
 
     def scm_theta(self, theta: NDArray) -> NDArray[np.float64]:
         return infsup_theta(theta, self.imag_terms)
@@ -501,7 +504,11 @@ class _InfSupSparse:
         return _infsup_box(top, self.terms, self.X, self.margin, self.imag_terms)
 
     def solve(self, theta_row: NDArray, scale: float) -> tuple[float, float, NDArray[np.float64]]:
-        """``beta^2`` by shift-invert at 0 (``T^{-1} = A^{-1} X A^{-H}``), lowered by the margin only.
+        """``beta^2`` by shift-invert at 0 (``T^{-1} = A^{-1} X A^{-H}``), certified up to ``_CERTIFY_DENSE`` unknowns.
+
+        Up to ``_CERTIFY_DENSE`` unknowns the value is certified by the dense test of the
+        dense path (:func:`_normal_pd_test`, ``O(n_h^3)`` per SCM point); above, it is only
+        lowered by the margin and the SCM is marked not certified.
 
         If ARPACK does not converge (clustered smallest singular values), the LOBPCG
         estimate is returned with the certified lower value ``alpha(mu)^2`` (``beta >= alpha``),
@@ -516,7 +523,10 @@ class _InfSupSparse:
         opinv = spla.LinearOperator(A.shape, matvec=lambda v: _lu_solve(lu, X @ _lu_solve(lu, v, "H")),
                                     dtype=A.dtype)
         lam, v, converged = _smallest_pair(self._normal(A), X, opinv, _INFSUP_MAXITER)
-        if converged:  # not certified: no sparse test of A^H X^{-1} A - s X >= 0
+        if converged and A.shape[0] <= _CERTIFY_DENSE:  # the dense test of A^H X^{-1} A - s X >= 0
+            safe = _certify(lam, -1, self.margin * scale, _normal_pd_test(self._dense_terms(), theta_row,
+                                                                           self.X.toarray()))
+        elif converged:  # not certified: no sparse test of A^H X^{-1} A - s X >= 0
             self.certified = False
             safe = lam - self.margin * scale
         else:
@@ -524,6 +534,12 @@ class _InfSupSparse:
         AV = np.column_stack([a @ v for a in self.terms])
         G = AV.conj().T @ self.ip.riesz(AV) / np.vdot(v, X @ v).real
         return lam, safe, _gram_to_y(G, self.imag_terms)
+
+    def _dense_terms(self) -> NDArray:
+        """The terms as one dense array (Q, n_h, n_h), formed once (certification up to ``_CERTIFY_DENSE``)."""
+        if self._dense is None:
+            self._dense = np.stack([a.toarray() for a in self.terms])
+        return self._dense
 
     def _coercivity_squared(self, A: sp.spmatrix, theta_row: NDArray, scale: float) -> float:
         H = sp.csc_matrix((A + A.conj().T) * 0.5)
