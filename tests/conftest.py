@@ -86,8 +86,8 @@ def complex_problem() -> certrb.Problem:
 def small_greedy(small_problem):
     """A greedy model of the small problem with every estimator attached."""
     train = small_problem.parameter_space.sample(300, rng=11)
-    builder = certrb.OfflineBuilder(small_problem, ("orthonormal", "expanded", "eim", "eim-stabilized", "point-basis"),
-                                    rng=3)
+    builder = certrb.OfflineBuilder(small_problem, ("orthonormal", "expanded", "eim", "eim-stabilized", "point-basis",
+                                                    "point-basis-square"), rng=3)
     return certrb.weak_greedy(builder, train, tol=1e-10, max_basis=8)
 
 

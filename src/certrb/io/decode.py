@@ -19,6 +19,7 @@ from ..online.estimators.eim import EIMEstimator
 from ..online.estimators.expanded import ExpandedEstimator
 from ..online.estimators.orthonormal import OrthonormalEstimator
 from ..online.estimators.point_basis import PointBasisEstimator
+from ..online.estimators.point_basis_square import PointBasisSquareEstimator
 from ..online.expressions import ExpressionCoefficients
 from ..online.model import ReducedModel, ReducedOutput
 from ..online.parameters import ParameterSpace
@@ -201,7 +202,11 @@ def _check_estimator(est: Estimator, prefix: str, ctx: Context, family: tuple[ty
             raise ctx.error(prefix + key, f"has dtype {arrays[key].dtype}; the model's data (A_N) are "
                                           f"{'complex' if complex_ else 'real'} of "
                                           f"{' or '.join(np.dtype(t).name for t in family)}")
-    if isinstance(est, PointBasisEstimator):
+    if isinstance(est, PointBasisSquareEstimator):
+        if est.points.shape[1] != p:
+            raise ctx.error(prefix + "points", f"must have {p} columns")
+        components = est.n_components
+    elif isinstance(est, PointBasisEstimator):
         if est.points.shape[1] != p or est.sizes.max() > n:
             raise ctx.error(prefix + "points", f"must have {p} columns, and sizes be at most N = {n}")
         components = est.n_components

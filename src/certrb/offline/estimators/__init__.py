@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...online.estimators import Estimator
-from . import eim, expanded, orthonormal, point_basis
+from . import eim, expanded, orthonormal, point_basis, point_basis_square
 from .base import OfflineData
 
 __all__ = ["BUILDERS", "Builder", "OfflineData"]
@@ -30,6 +30,7 @@ class Builder:
 BUILDERS: dict[str, Builder] = {
     "expanded": Builder(expanded.build, extended=True),
     "point-basis": Builder(point_basis.build),
+    "point-basis-square": Builder(point_basis_square.build),
     "eim": Builder(eim.build),
     "eim-stabilized": Builder(eim.build_stabilized),
     "orthonormal": Builder(orthonormal.build, extended=True),

@@ -7,7 +7,8 @@ and ``to_arrays()`` / ``from_arrays()`` for model files. :data:`EVALUATORS` maps
 estimator name to its evaluator class; the offline builders are in
 :data:`certrb.offline.estimators.BUILDERS`, keyed by the same names.
 
-Names: ``expanded`` (E1), ``point-basis`` (E2), ``eim`` (E3), ``eim-stabilized``
+Names: ``expanded`` (E1), ``point-basis`` (E2; ``point-basis-square``: its square system as
+written), ``eim`` (E3), ``eim-stabilized``
 (E4), ``orthonormal`` (E5). The truth-space reference (E0) is
 :func:`certrb.truth_residual_norm`.
 """
@@ -22,12 +23,14 @@ from .eim import EIMEstimator
 from .expanded import ExpandedEstimator
 from .orthonormal import OrthonormalEstimator
 from .point_basis import PointBasisEstimator
+from .point_basis_square import PointBasisSquareEstimator
 
 __all__ = ["ESTIMATOR_NAMES", "EVALUATORS", "Estimator", "check_name", "norm_and_roundoff"]
 
 EVALUATORS: dict[str, Any] = {
     "expanded": ExpandedEstimator,
     "point-basis": PointBasisEstimator,
+    "point-basis-square": PointBasisSquareEstimator,
     "eim": EIMEstimator,
     "eim-stabilized": EIMEstimator,
     "orthonormal": OrthonormalEstimator,
