@@ -67,6 +67,30 @@ def test_rules_order_the_bounds(built, helmholtz):
     assert np.array_equal(d.evaluate(mus, selection="nearest").model, near)
 
 
+@pytest.mark.parametrize("rule", RULES)
+def test_one_parameter_and_given_stability_give_the_batch_results(helmholtz, built, rule):
+    d = built[0]
+    mus = helmholtz.parameter_space.sample(6, rng=5)
+    batch = d.evaluate(mus, selection=rule)
+    beta = helmholtz.stability(mus)
+    given = d.evaluate(mus, selection=rule, stability=beta)
+    assert np.array_equal(given.model, batch.model)
+    assert np.array_equal(given.bound, batch.bound)
+    for i in range(mus.shape[0]):
+        for one in (d.evaluate(mus[i], selection=rule), d.evaluate(mus[i], selection=rule, stability=beta[i:i + 1])):
+            assert one.model.tolist() == [batch.model[i]]
+            assert one.coefficients.shape == (1, d.n_basis.max())
+            np.testing.assert_allclose(one.coefficients[0], batch.coefficients[i], rtol=1e-9, atol=1e-14)
+            for name in ("bound", "relative_bound", "stability", "residual_norm", "output"):
+                np.testing.assert_allclose(getattr(one, name), getattr(batch, name)[i:i + 1], rtol=1e-9)
+            assert one.certificate == batch.certificate
+            assert one.estimator == batch.estimator
+    with pytest.raises(certrb.StabilityError, match="shape"):
+        d.evaluate(mus, selection=rule, stability=beta[:2])
+    with pytest.raises(certrb.StabilityError, match="positive"):
+        d.evaluate(mus, selection=rule, stability=-beta)
+
+
 def test_build_is_a_function_of_rng_on_every_backend(helmholtz, built):
     d, _, train = built
     again = build_dictionary(helmholtz, train, n_clusters=3, tol=1e-5, max_basis=12, rng=1)

@@ -1,4 +1,4 @@
-"""The dictionary study: a tiny configuration (default suite) and the full default run (slow)."""
+"""The dictionary study: the advection problem, a tiny configuration (default suite), the CLI, the full run (slow)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,52 @@ import json
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from certrb.dictionary_study import dictionary_study, plot_dictionary_study
+from certrb.cli import app
+from certrb.dictionary_study import (
+    PROBLEMS,
+    PecletFloor,
+    advection_problem,
+    dictionary_studies,
+    dictionary_study,
+    plot_dictionary_study,
+)
 
 pytest.importorskip("kmedoids")
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    from certrb.problems.helmholtz1d import helmholtz1d
+def small_advection():
+    return advection_problem(6, 50.0)
 
-    problem = helmholtz1d(40, (1.0, 6.0), scm_train=30)
-    return dictionary_study(problem, n_train=60, n_test=20, tol=1e-5, max_basis=12, n_clusters=3, counts=(2, 3),
-                            n_single=4, repeats=1, seed=0)
+
+def test_peclet_floor_is_below_the_coercivity_constant(small_advection):
+    import scipy.linalg as sla
+
+    p = small_advection
+    assert isinstance(p.stability, PecletFloor)
+    assert 1 - 1e-6 <= p.stability.scale <= 1.0
+    X = p.inner_product.matrix.toarray()
+    for mu in p.parameter_space.sample(5, rng=0):
+        A = p.operator.assemble(p.operator.theta(mu[None])[0]).toarray()
+        alpha = sla.eigvalsh((A + A.T) / 2, X)[0]
+        floor = p.stability(mu[None])[0]
+        assert 0 < floor <= alpha
+        assert floor >= 0.99 * alpha  # nearly sharp: the smallest eigenvalue tends to min(1 / pe, reaction)
+
+
+def test_advection_problem_rejects_bad_ranges():
+    with pytest.raises(ValueError, match="pe_max"):
+        advection_problem(4, 0.5)
+    with pytest.raises(ValueError, match="reaction"):
+        advection_problem(4, reaction=0.0)
+
+
+@pytest.fixture(scope="module")
+def tiny(small_advection):
+    return dictionary_study(small_advection, tol=1e-3, max_basis=20, n_train=60, n_test=20, n_clusters=3,
+                            counts=(2, 3), n_single=4, repeats=1, seed=0)
 
 
 def test_tiny_study_reports_every_measure(tiny, tmp_path):
@@ -28,16 +61,25 @@ def test_tiny_study_reports_every_measure(tiny, tmp_path):
     assert set(tiny["violations"]) == {"global", "nearest", "bound", "nearest-then-bound"}
     assert sum(tiny["violations"].values()) == 0
     assert tiny["targets"]["no_violations"]
-    for name, t in tiny["online_seconds_per_query"].items():
+    timing = tiny["online_seconds_per_query"]
+    assert set(timing) == {"stability", "global", "global/given", *(f"{r}{s}" for r in
+                                                                   ("nearest", "bound", "nearest-then-bound")
+                                                                   for s in ("", "/given"))}
+    for name, t in timing.items():
         assert t["batched"] > 0, name
         assert t["single"] > 0, name
-    ratio = tiny["online_ratio_to_global"]["batched"]
-    timing = tiny["online_seconds_per_query"]
-    assert ratio["bound"] == pytest.approx(timing["bound"]["batched"] / timing["global"]["batched"])
+    ratio = tiny["online_ratio_to_global"]
+    assert ratio["batched"]["bound"] == pytest.approx(timing["bound"]["batched"] / timing["global"]["batched"])
+    assert ratio["single_stability_given"]["nearest"] == pytest.approx(
+        timing["nearest/given"]["single"] / timing["global/given"]["single"])
+    comp = tiny["clustering"]
+    assert comp["counts"] == [2, 3]
+    assert comp["n_modes"] == [int(np.ceil(tiny["prediction"]["global"] / k)) for k in (2, 3)]
     for method in ("sine", "euclidean-parameters", "euclidean-snapshots"):
-        errors = tiny["clustering"][method]["worst_projection_error"]
-        assert len(errors) == 2
-        assert all(0 <= e <= 1 for e in errors)
+        assert all(0 <= e <= 1 for e in comp[method]["worst_projection_error"])
+        assert all(1 <= n <= 20 for n in comp[method]["largest_size"])
+    targets = tiny["targets"]["sine_below_euclidean"]
+    assert len(targets["largest_size"]) == len(targets["worst_projection_error"]) == 2
     pred = tiny["prediction"]
     assert pred["relative_error_local"] == pytest.approx(
         [abs(p - m) / m for p, m in zip(pred["local"], tiny["sizes"]["local"], strict=True)])
@@ -46,9 +88,42 @@ def test_tiny_study_reports_every_measure(tiny, tmp_path):
     assert png.stat().st_size > 10_000
 
 
+def test_studies_reject_unknown_problems():
+    with pytest.raises(ValueError, match="unknown problems"):
+        dictionary_studies(["helmholtz2d"])
+
+
+def test_cli_writes_json_and_one_png_per_problem(tmp_path):
+    out = tmp_path / "res"
+    result = CliRunner().invoke(app, ["reproduce", "dictionary", "--problem", "advection2d", "--grid", "5",
+                                      "--pe-max", "20", "--train", "30", "--test", "6", "--tol", "1e-2",
+                                      "--max-basis", "10", "--clusters", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "dictionary.json").read_text())
+    assert list(data) == ["advection2d"]
+    res = data["advection2d"]
+    assert res["problem"]["name"] == "advection2d"
+    assert res["problem"]["tol"] == 1e-2
+    assert res["problem"]["n_train"] == 30
+    assert res["sizes"]["n_clusters"] == 2
+    assert (out / "dictionary-advection2d.png").stat().st_size > 10_000
+    assert "global N" in result.output
+
+
+def test_cli_rejects_an_unknown_problem_before_computing(tmp_path):
+    result = CliRunner().invoke(app, ["reproduce", "dictionary", "--problem", "wave", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--problem" in result.output
+    assert not (tmp_path / "dictionary.json").exists()
+
+
 @pytest.mark.slow
-def test_default_study_meets_its_certification_target():
-    results = dictionary_study(seed=0)
-    assert results["targets"]["no_violations"]
-    assert max(results["sizes"]["local"]) < results["sizes"]["global"]
-    assert np.all(np.array(results["worst_relative_bound"]["nearest-then-bound"]) <= 10 * results["problem"]["tol"])
+def test_default_studies_meet_their_targets():
+    results = dictionary_studies()
+    assert list(results) == list(PROBLEMS)
+    for name, res in results.items():
+        targets = res["targets"]
+        assert targets["no_violations"], name
+        assert targets["largest_local_at_most_half_global"], name
+        assert targets["predicted_sizes_within_30_percent"], name
+        assert targets["online_nearest_then_bound_below_global"]["batched_stability_given"], name

@@ -250,34 +250,49 @@ def reproduce_helmholtz1d(
 
 @reproduce_app.command("dictionary")
 def reproduce_dictionary(
+    problem: Annotated[str, typer.Option(help="Problem: all, advection2d or helmholtz1d.")] = "all",
+    grid: Annotated[int, typer.Option(min=2, help="Squares per side of the advection mesh.")] = 24,
+    pe_max: Annotated[float, typer.Option(min=1.0, help="Largest Peclet number of the advection problem.")] = 1e3,
     elements: Annotated[int, typer.Option(min=2, help="Number of P1 elements of the Helmholtz problem.")] = 100,
     k_max: Annotated[float, typer.Option(min=1.0, help="Largest wavenumber (range [1, k_max]).")] = 20.0,
     train: _Train = 300,
     test: _Test = 100,
-    tol: Annotated[float, typer.Option(min=0.0, help="Relative tolerance of the global and local greedies.")] = 1e-6,
-    max_basis: _MaxBasis = 60,
+    tol: Annotated[float, typer.Option(min=0.0, help="Relative tolerance of the global and local greedies "
+                                                     "(0: each problem's default).")] = 0.0,
+    max_basis: Annotated[int, typer.Option(min=0, help="Largest basis size N (0: each problem's default).")] = 0,
     clusters: Annotated[int, typer.Option(min=0, help="Local models (0: chosen by the a priori criterion).")] = 0,
+    max_clusters: Annotated[int, typer.Option(min=1, help="Largest count the a priori criterion tries.")] = 12,
     seed: _Seed = 0,
     out: _Out = Path("results"),
     verbose: _Verbose = False,
 ) -> None:
-    """Dictionary of local certified models (sine clustering) against one global model, 1D Helmholtz."""
-    from .dictionary_study import dictionary_study, plot_dictionary_study
+    """Dictionaries of local certified models (sine clustering) against one global model, per problem."""
+    from .dictionary_study import PROBLEMS, dictionary_studies, plot_dictionary_study
 
+    names = PROBLEMS if problem == "all" else (problem,)
+    if problem != "all" and problem not in PROBLEMS:
+        raise typer.BadParameter(f"must be 'all' or one of {', '.join(PROBLEMS)}; got {problem!r}",
+                                 param_hint="--problem")
     check_writable_folder(out, "--out")
+    options: dict[str, Any] = {"n_train": train, "n_test": test, "n_clusters": clusters or "auto",
+                               "max_clusters": max_clusters, "seed": seed}
+    if max_basis:
+        options["max_basis"] = max_basis
     with _progress_bars(verbose) as progress:
-        results = dictionary_study(None, n_elements=elements, k_max=k_max, n_train=train, n_test=test, tol=tol,
-                                   max_basis=max_basis, n_clusters=clusters or "auto", seed=seed, progress=progress)
-    results["problem"].update(name="dictionary", n_elements=elements, k_max=k_max)
-    json_path, png_path = out / "dictionary.json", out / "dictionary.png"
+        results = dictionary_studies(names, n_elements=elements, k_max=k_max, grid=grid, pe_max=pe_max,
+                                     tol=tol or None, progress=progress, **options)
+    json_path = out / "dictionary.json"
     write_json_atomic(results, json_path)
-    plot_dictionary_study(results, png_path, title=f"dictionary, helmholtz1d k in [1, {k_max:g}], "
-                                                   f"n_h = {results['problem']['n_h']}")
-    sizes, ratio = results["sizes"], results["online_ratio_to_global"]["batched"]
-    console.print(f"global N = {sizes['global']}, local N = {sizes['local']}; online time / global (batched): "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items())
-                  + f"; violations {results['violations']}")
-    console.print(f"wrote {json_path} and {png_path}")
+    for name, res in results.items():
+        png_path = out / f"dictionary-{name}.png"
+        plot_dictionary_study(res, png_path, title=f"dictionary, {name}, n_h = {res['problem']['n_h']}, "
+                                                   f"tol = {res['problem']['tol']:g}")
+        sizes, ratio = res["sizes"], res["online_ratio_to_global"]
+        console.print(f"{name}: global N = {sizes['global']}, local N = {sizes['local']}; online time / global, "
+                      "nearest-then-bound: " + ", ".join(f"{mode} {r['nearest-then-bound']:.2f}"
+                                                          for mode, r in ratio.items())
+                      + f"; violations {res['violations']}; wrote {png_path}")
+    console.print(f"wrote {json_path}")
 
 
 def _scattering_table(results: dict) -> Table:

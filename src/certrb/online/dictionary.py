@@ -29,6 +29,7 @@ from .coefficients import evaluate_coefficients
 from .evaluate import OnlineResult, evaluate_batch
 from .model import ReducedModel
 from .parameters import ParameterSpace
+from .stability import check_stability
 
 __all__ = ["SELECTIONS", "Dictionary", "DictionaryResult", "unit_coordinates"]
 
@@ -97,6 +98,7 @@ class Dictionary:
     selection: str = "nearest-then-bound"
     n_candidates: int = 2
     _unit_centers: NDArray[np.float64] = field(init=False, repr=False)
+    _n_max: int = field(init=False, repr=False)
 
     def __init__(self, models: Sequence[ReducedModel], centers: ArrayLike, selection: str = "nearest-then-bound",
                  n_candidates: int = 2) -> None:
@@ -118,7 +120,8 @@ class Dictionary:
         c = c.copy()
         c.flags.writeable = False
         for key, value in (("models", models), ("centers", c), ("selection", selection),
-                           ("n_candidates", int(n_candidates)), ("_unit_centers", unit_coordinates(space, c))):
+                           ("n_candidates", int(n_candidates)), ("_unit_centers", unit_coordinates(space, c)),
+                           ("_n_max", max(m.n_basis for m in models))):
             object.__setattr__(self, key, value)
 
     @property
@@ -133,13 +136,18 @@ class Dictionary:
 
     def candidates(self, mus: ArrayLike, selection: str | None = None) -> NDArray[np.intp]:
         """Models a rule compares at each parameter, nearest center first; shape (n_mu, k) of intp."""
+        return self._candidates(self.parameter_space.validate(mus), selection)
+
+    def _candidates(self, m: NDArray[np.float64], selection: str | None) -> NDArray[np.intp]:
         rule = check_selection(self.selection if selection is None else selection)
-        m = self.parameter_space.validate(mus)
         k = {"nearest": 1, "bound": len(self.models), "nearest-then-bound": self.n_candidates}[rule]
         d = ((unit_coordinates(self.parameter_space, m)[:, None, :] - self._unit_centers[None]) ** 2).sum(axis=2)
+        if k == 1:
+            return np.argmin(d, axis=1).astype(np.intp)[:, None]
         return np.argsort(d, axis=1, kind="stable")[:, :k].astype(np.intp)
 
-    def evaluate(self, mus: ArrayLike, *, selection: str | None = None, output: bool = True) -> DictionaryResult:
+    def evaluate(self, mus: ArrayLike, *, selection: str | None = None, output: bool = True,
+                 stability: ArrayLike | None = None) -> DictionaryResult:
         """Choose a local model per parameter and return its solution and certified bound.
 
         Parameters
@@ -149,6 +157,10 @@ class Dictionary:
             Rule (default: the dictionary's), one of :data:`SELECTIONS`.
         output : bool
             Also evaluate the output and its bound, if the models have one.
+        stability : array_like of float64, shape (n_mu,), optional
+            Stability lower bounds at ``mus``, already evaluated, used for every candidate model
+            (as a greedy passes its training set's values); by default each distinct stability
+            object of the candidates is evaluated once per parameter.
 
         Returns
         -------
@@ -156,10 +168,23 @@ class Dictionary:
             ``bound`` is the chosen model's certified bound (rigorous as that model's),
             ``model`` the chosen model per parameter.
 
+        Raises
+        ------
+        ValueError
+            On an unknown rule.
+        StabilityError
+            If ``stability`` is not of shape (n_mu,), positive and finite.
+
         """
         m = self.parameter_space.validate(mus)
-        cand = self.candidates(m, selection)
-        beta = self._stability(m, np.unique(cand))
+        cand = self._candidates(m, selection)
+        if stability is None:
+            beta = self._stability(m, np.unique(cand))
+        else:
+            given = check_stability(stability, m.shape[0])
+            beta = {id(model.stability): given for model in self.models}
+        if m.shape[0] == 1:
+            return self._evaluate_one(m, cand[0], beta, output)
         results: dict[int, tuple[NDArray[np.intp], OnlineResult]] = {}
         bounds = np.full(cand.shape, np.inf)
         for j in np.unique(cand):
@@ -171,6 +196,27 @@ class Dictionary:
             bounds[rows, np.argmax(cand[rows] == j, axis=1)] = res.bound
         chosen = cand[np.arange(m.shape[0]), np.argmin(bounds, axis=1)] if cand.shape[1] > 1 else cand[:, 0]
         return _assemble(self, chosen, results, m.shape[0])
+
+    def _evaluate_one(self, m: NDArray[np.float64], cand: NDArray[np.intp], beta: dict[int, NDArray[np.float64]],
+                      output: bool) -> DictionaryResult:
+        """:meth:`evaluate` at one parameter (1, P): the candidates in order, the first smallest bound wins."""
+        def one(j: int) -> OnlineResult:
+            model = self.models[j]
+            return evaluate_batch(model, m, model.n_basis, model.estimators[model.default_estimator],
+                                  stability=beta[id(model.stability)], output=output)
+
+        order = cand.tolist()
+        best_j, best = order[0], one(order[0])
+        for j in order[1:]:
+            res = one(j)
+            if res.bound[0] < best.bound[0]:
+                best, best_j = res, j
+        coefficients = np.zeros((1, int(self._n_max)), dtype=best.coefficients.dtype)
+        coefficients[:, : best.coefficients.shape[1]] = best.coefficients
+        return DictionaryResult(coefficients, best.residual_norm, best.stability, best.bound, best.relative_bound,
+                                best.output, best.output_bound, best.estimator, int(self._n_max),
+                                best.interpolation_error, best.roundoff, best.estimate, best.certificate,
+                                np.array([best_j], dtype=np.intp))
 
     def _stability(self, m: NDArray[np.float64], used: NDArray[np.intp]) -> dict[int, NDArray[np.float64]]:
         """Stability lower bounds at ``m`` for each distinct stability callable of the ``used`` models."""
