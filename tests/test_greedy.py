@@ -154,3 +154,75 @@ def test_builder_options_with_a_builder_are_refused(small_problem):
     with pytest.raises(TypeError, match="unexpected keyword"):
         certrb.reduce(small_problem, V, tolerance=1.0)
     assert builder.n_basis == 0
+
+
+# --- the stagnation stop --------------------------------------------------------------------------
+
+
+def test_stagnation_stops_at_the_round_off_floor_and_keeps_the_earlier_basis(small_problem):
+    """Below the stall level a window that gains less than the factor stops the greedy and is dropped."""
+    train = small_problem.parameter_space.sample(100, rng=0)
+    factor, steps = 1e3, 2  # demanding, so that the 1D greedy (which ends in the span) stalls first
+
+    def run(stagnation):
+        return certrb.weak_greedy(certrb.OfflineBuilder(small_problem, certify=False), train, tol=0.0,
+                                  max_basis=40, stagnation=stagnation)
+
+    res = run((factor, steps))
+    assert res.reason == "stagnation"
+    assert res.stop.startswith("bound stagnated: ")
+    assert res.history[-1].stop == res.stop
+    assert all(s.stop == "" for s in res.history[:-1])
+    bounds = res.max_bounds
+    kept = res.history[-1].n - steps
+    assert bounds[-steps:].min() > bounds[kept] / factor  # the window gained less than the factor
+    assert bounds[kept] <= certrb.offline.greedy.STALL_LEVEL * np.finfo(float).eps * bounds[1]
+    assert res.model.n_basis == res.builder.n_basis == kept
+    assert f"keeps N = {kept}" in res.stop
+    # the kept model is the one the greedy swept at that size
+    assert np.isclose(np.max(res.model.evaluate(train).relative_bound), bounds[kept], rtol=1e-6)
+    off = run(None)
+    assert off.reason in ("in_span", "max_basis")
+    assert off.model.n_basis >= res.history[-1].n
+    np.testing.assert_array_equal(off.max_bounds[:len(bounds)], bounds)
+    np.testing.assert_array_equal(res.model.basis, off.model.basis[:, :kept])
+    np.testing.assert_allclose(res.model.A_N, off.model.A_N[:, :kept, :kept], rtol=0, atol=1e-13)
+
+
+def test_default_stagnation_leaves_the_classical_floor_to_the_span(small_problem):
+    """E1 stalls at sqrt(eps), above the stall level: the default ends as without the test."""
+    train = small_problem.parameter_space.sample(100, rng=0)
+    on, off = (certrb.weak_greedy(certrb.OfflineBuilder(small_problem, "expanded", certify=False), train, tol=0.0,
+                                  max_basis=40, **kw) for kw in ({}, {"stagnation": None}))
+    assert on.reason == off.reason != "stagnation"
+    np.testing.assert_array_equal(on.max_bounds, off.max_bounds)
+
+
+def test_stagnation_waits_below_the_stall_level(small_problem):
+    """A plateau while the bound is still large (pre-asymptotic) never stops the greedy."""
+    train = small_problem.parameter_space.sample(60, rng=1)
+    res = certrb.weak_greedy(certrb.OfflineBuilder(small_problem, certify=False), train, tol=1e-6, max_basis=30,
+                             stagnation=(1e6, 1))
+    assert res.reason == "tolerance"
+    assert res.stop == "tolerance reached"
+    level = certrb.offline.greedy.STALL_LEVEL * np.finfo(float).eps * res.max_bounds[1]
+    assert np.all(res.max_bounds[1:-1] > level)  # the window never started below the stall level
+
+
+def test_stop_reasons_in_plain_words(small_problem):
+    train = small_problem.parameter_space.sample(50, rng=1)
+    capped = certrb.weak_greedy(certrb.OfflineBuilder(small_problem), train, tol=0.0, max_basis=3)
+    assert (capped.reason, capped.stop, capped.history[-1].stop) == ("max_basis", "basis size cap", "basis size cap")
+    twice = np.array([[1.0, 2.0], [1.0, 2.0]])
+    spanned = certrb.weak_greedy(certrb.OfflineBuilder(small_problem), twice, tol=0.0, max_basis=10)
+    assert spanned.reason == "in_span"
+    assert spanned.stop == "next snapshot already in the span"
+
+
+@pytest.mark.parametrize("bad", [(1.0, 3), (2.0, 0), (2.0, 1.5), (2.0,), "fast"])
+def test_stagnation_input_checks(small_problem, bad):
+    builder = certrb.OfflineBuilder(small_problem)
+    with pytest.raises(ValueError, match="stagnation"):
+        certrb.weak_greedy(builder, small_problem.parameter_space.sample(5, rng=3), tol=1e-3, max_basis=3,
+                           stagnation=bad)
+    assert builder.n_basis == 0

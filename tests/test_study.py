@@ -7,7 +7,7 @@ import pytest
 
 import certrb
 from certrb.problems import diffusion1d
-from certrb.study import estimator_floor, roundoff_study, sweep_estimators
+from certrb.study import STUDY_ESTIMATORS, estimator_floor, roundoff_study, sweep_estimators
 
 
 def test_floor_definition():
@@ -51,7 +51,7 @@ def study():
 def test_study_structure(study):
     results, stages = study
     assert {"greedy (orthonormal)", "greedy (expanded)", "estimators per N"} <= set(stages)
-    names = {"truth-double", *certrb.ESTIMATOR_NAMES}
+    names = {"truth-double", *STUDY_ESTIMATORS}
     assert set(results["floors"]) == names
     n_sizes = len(results["sizes"])
     for name in names | {"truth-extended"}:

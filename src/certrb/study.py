@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,12 +31,12 @@ from .bem import mean_edge_length, mie_neumann_trace, triangle_areas
 from .errors import EstimatorError
 from .io import save as save_model
 from .offline.builder import OfflineBuilder
-from .offline.greedy import GreedyResult, weak_greedy
+from .offline.greedy import STAGNATION, GreedyResult, weak_greedy
 from .offline.matrix_eim import MatrixEIM
 from .offline.nonaffine import magic_entries
+from .offline.precomputation import EIM_SWEEPS, ONLINE_FLOPS, REDUCED_SOLVE_FLOPS, precomputation_counts
 from .offline.problem import Problem
 from .offline.truth import truth_residual_norm
-from .online.estimators import ESTIMATOR_NAMES
 from .online.estimators.eim import EIMEstimator
 from .online.estimators.expanded import ExpandedEstimator
 from .online.estimators.point_basis import PointBasisEstimator
@@ -46,16 +46,20 @@ from .online.nonaffine import InterpolatedCoefficients
 from .online.parameters import ParameterSpace
 from .problems.scattering3d import Scattering3D, scattering3d
 
-__all__ = ["SCATTERING_ESTIMATORS", "SweepStep", "estimator_floor", "roundoff_study", "scattering_study",
-           "sweep_estimators"]
+__all__ = ["SCATTERING_ESTIMATORS", "STUDY_ESTIMATORS", "SweepStep", "estimator_floor", "roundoff_study",
+           "scattering_study", "sweep_estimators"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 TOLERANCE = 0.01  # relative deviation that counts as "accurate"
+STUDY_ESTIMATORS = ("expanded", "point-basis", "eim", "eim-stabilized", "orthonormal")  # E1-E5 of the method
 PER_N = ("point-basis", "eim", "eim-stabilized")  # rebuilt for each N
 CERTIFIED = ("expanded", "orthonormal", "eim", "eim-stabilized")  # estimators with a round-off certificate
 SCATTERING_ESTIMATORS = ("orthonormal", "expanded", "eim-stabilized", "eim", "point-basis")
+STUDY_STAGNATION = None  # the round-off study drives its greedies down to their floors: no stagnation stop
+STAGNATION_NOTE = ("off: the study drives each greedy down to its estimator's floor on purpose (the floors are what "
+                   "it measures), so only the tolerance, the basis size cap or the span stops it")
 
 
 def _quiet(stage: str, done: int, total: int) -> None:
@@ -81,6 +85,10 @@ class SweepStep:
         Reduced coefficients at the test parameters.
     residual : ndarray, shape (n_test, Q_f + Q_a n)
         Their residual coefficients.
+    seconds : dict of str to float
+        Offline wall time of this step: ``"basis"`` (appending the basis vector: its residual
+        components and their Riesz representatives, shared by the estimators), and per
+        estimator the time to freeze its model (its own offline build and certificate).
     """
 
     n: int
@@ -88,19 +96,26 @@ class SweepStep:
     results: dict[str, OnlineResult]
     coefficients: NDArray
     residual: NDArray
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _freeze(builder: OfflineBuilder, estimators: Sequence[str], train: NDArray, seed: int,
-            interpolation: Callable[[NDArray, NDArray], NDArray] | None) -> dict[str, ReducedModel]:
-    """One model per estimator that can be built, each from a fresh ``rng`` seeded ``seed + N``."""
+            interpolation: Callable[[NDArray, NDArray], NDArray] | None,
+            seconds: dict[str, float]) -> dict[str, ReducedModel]:
+    """One model per estimator that can be built, each from a fresh ``rng`` seeded ``seed + N``.
+
+    The wall time of each freeze goes into ``seconds`` (by estimator name).
+    """
     out = {}
     for name in estimators:
         builder.rng = np.random.default_rng(seed + builder.n_basis)
+        t0 = time.perf_counter()
         try:
             model = builder.model(estimators=(name,), train=train, keep_basis=False)
         except EstimatorError as exc:
             log.info("skipping %s at N=%d: %s", name, builder.n_basis, exc)
             continue
+        seconds[name] = time.perf_counter() - t0
         out[name] = model if interpolation is None else replace(model, interpolation=interpolation)
     return out
 
@@ -158,11 +173,13 @@ def sweep_estimators(
     total = basis.shape[1]
     for n in range(1, total + 1):
         progress(stage, n - 1, total)
+        t0 = time.perf_counter()
         builder.append_orthonormal(basis[:, n - 1:n])
-        models = _freeze(builder, estimators, train, seed, interpolation)
+        seconds = {"basis": time.perf_counter() - t0}
+        models = _freeze(builder, estimators, train, seed, interpolation, seconds)
         results = {name: model.evaluate(test) for name, model in models.items()}
         c, x = builder.operators().solve(theta, phi, n)
-        yield SweepStep(n, models, results, c, x)
+        yield SweepStep(n, models, results, c, x, seconds)
     progress(stage, total, total)
 
 
@@ -188,7 +205,65 @@ def _greedy_record(result: GreedyResult) -> dict:
         "n": [s.n for s in result.history],
         "max_bound": [s.max_bound if np.isfinite(s.max_bound) else None for s in result.history],
         "reason": result.reason,
+        "stop": result.stop,
+        "n_basis": result.model.n_basis,
         "seconds": float(sum(s.seconds for s in result.history)),
+    }
+
+
+_COUNTS = ("truth_solves", "riesz_solves", "riesz_solves_certificate", "truth_residual_norms", "stored_floats",
+           "online_flops", "terms")
+
+
+def _new_precomputation(estimators: Sequence[str]) -> dict:
+    """Empty per-N precomputation record (filled by :func:`_record_precomputation`)."""
+    return {"shared_seconds": [], "per_n": {name: {key: [] for key in (*_COUNTS, "offline_seconds")}
+                                            for name in estimators}}
+
+
+def _record_precomputation(out: dict, step: SweepStep, problem: Problem, certified: bool) -> None:
+    """Append this N's counts and offline seconds per estimator (None where not built)."""
+    out["shared_seconds"].append(step.seconds["basis"])
+    q_f, q_a = problem.rhs.n_terms, problem.operator.n_terms
+    for name, rec in out["per_n"].items():
+        model = step.models.get(name)
+        counts = None if model is None else precomputation_counts(name, model.estimators[name], step.n, q_f, q_a,
+                                                                   certified=certified and name in CERTIFIED)
+        for key in _COUNTS:
+            rec[key].append(None if counts is None else counts[key])
+        rec["offline_seconds"].append(step.seconds.get(name))
+
+
+def _precomputation_summary(record: dict, sizes: list[int], problem: Problem) -> dict:
+    """The precomputation table of a study: formulas, definitions, per-N counts and the table at N_max."""
+    per_n, last = record["per_n"], {}
+    for name, rec in per_n.items():
+        built = [i for i, v in enumerate(rec["riesz_solves"]) if v is not None]
+        if built:
+            i = built[-1]
+            last[name] = {"n": sizes[i], **{key: rec[key][i] for key in (*_COUNTS, "offline_seconds")},
+                          "offline_seconds_total": float(sum(v for v in rec["offline_seconds"] if v is not None))}
+    return {
+        "Q_a": problem.operator.n_terms, "Q_f": problem.rhs.n_terms, "sizes": sizes,
+        "definitions": {
+            "K": "Q_f + Q_a N residual components", "m": "EIM terms", "d'": "point-basis points",
+            "r": "rows of the orthonormal factor R (rank of the Riesz representatives, <= K)",
+            "truth_solves": "snapshots of the basis (N, the same for every estimator)",
+            "riesz_solves": "X z = g right-hand sides of the estimator itself (each refined in extended precision)",
+            "riesz_solves_certificate": "more right-hand sides for the round-off certificate (K; 2K + m for the EIM)",
+            "truth_residual_norms": "residual dual norms evaluated in the truth space (d' for point-basis, m for "
+                                    "the EIM)",
+            "stored_floats": "floats the model file holds for the estimator (certificate included)",
+            "online_flops": "per query: the reduced solve plus the estimator's formula",
+            "offline_seconds": "freezing the estimator's model at this N (its build and certificate); "
+                               "shared_seconds: appending the basis vector (components and their K Riesz "
+                               "representatives, used by expanded, orthonormal and the certificates)",
+        },
+        "online_flops_formula": {"reduced_solve": REDUCED_SOLVE_FLOPS, **ONLINE_FLOPS},
+        "eim_sweeps_counted": EIM_SWEEPS,
+        "shared_seconds": record["shared_seconds"],
+        "per_n": per_n,
+        "at_n_max": last,
     }
 
 
@@ -236,7 +311,8 @@ def _run_greedies(problem: Problem, train: NDArray, drivers: Sequence[str], max_
         def step(s, name=name):
             progress(f"greedy ({name})", s.n, max_basis)
 
-        results[name] = weak_greedy(builder, train, tol=tol, max_basis=max_basis, callback=step)
+        results[name] = weak_greedy(builder, train, tol=tol, max_basis=max_basis, callback=step,
+                                    stagnation=STUDY_STAGNATION)
         n_final = results[name].model.n_basis
         progress(f"greedy ({name})", n_final, n_final)
     return results
@@ -288,8 +364,15 @@ def roundoff_study(
         round-off-certified bounds of the estimators in ``CERTIFIED``, per N and test
         parameter) and ``certified_violations[name]`` (certified bound < true
         error, counted everywhere, the round-off regime included), ``point_basis`` (condition numbers
-        and number of points per N), ``eim_terms``, ``expanded_negative``,
-        ``greedy[driver]`` histories (with the selected parameters ``mu``), ``timings``.
+        and number of points per N), ``eim_terms``, ``expanded_negative`` (test parameters
+        per N where the classical quadratic form ``x^H G x`` was negative),
+        ``greedy[driver]`` histories (with the selected parameters ``mu``, the stop
+        ``reason`` code and its plain words ``stop``), ``precomputation`` (per estimator
+        and N: truth solves, Riesz solves, certificate Riesz solves, truth residual norms,
+        stored floats, online flops per query, offline seconds; the flop formulas; the
+        table at N_max; see :mod:`certrb.offline.precomputation`), ``timings``. The
+        settings record ``greedy_stagnation`` (None: the greedies run without the
+        stagnation stop, to show the floors) and why.
 
     """
     progress = progress or _quiet
@@ -304,7 +387,9 @@ def roundoff_study(
     sweep = _roundoff_sweep(problem, main, train, test, seed, max_points, progress)
     timings["sweep"] = time.perf_counter() - t0 - timings["greedies"]
     return _summarize(problem, sweep, greedies, timings, dict(n_train=n_train, n_test=n_test, max_basis=max_basis,
-                                                                tol=tol, seed=seed, max_points=max_points))
+                                                                tol=tol, seed=seed, max_points=max_points,
+                                                                greedy_stagnation=STUDY_STAGNATION,
+                                                                greedy_stagnation_note=STAGNATION_NOTE))
 
 
 def _roundoff_sweep(problem: Problem, model: ReducedModel, train: NDArray, test: NDArray, seed: int,
@@ -312,19 +397,24 @@ def _roundoff_sweep(problem: Problem, model: ReducedModel, train: NDArray, test:
     """Per N: truth references, the greedy model's nested estimates and true errors, the per-N estimators."""
     ip = problem.inner_product
     U = problem.solve(test, refine=2)
-    names = ("truth-extended", "truth-double", *ESTIMATOR_NAMES)
+    names = ("truth-extended", "truth-double", *STUDY_ESTIMATORS)
     out: dict = {"sizes": list(range(1, model.n_basis + 1)),
                  "f_norm": np.asarray(ip.dual_norms(problem.rhs.assemble(test).T, refine=2), dtype=float),
                  "u_norm": np.asarray(ip.norms(np.asarray(U.T, dtype=problem.dtype))),
                  "residual": {name: [] for name in names}, "certified": {name: [] for name in CERTIFIED},
                  "true_error": [], "point_basis": {"condition": [], "points": []},
-                 "eim_terms": {"eim": [], "eim-stabilized": []}, "expanded_negative": [], "n_components": []}
-    builder = OfflineBuilder(problem, PER_N, options={"point-basis": {"max_points": max_points}})
+                 "eim_terms": {"eim": [], "eim-stabilized": []}, "expanded_negative": [], "n_components": [],
+                 "precomputation": _new_precomputation(STUDY_ESTIMATORS)}
+    builder = OfflineBuilder(problem, STUDY_ESTIMATORS, options={"point-basis": {"max_points": max_points}})
     basis = model.basis
     assert basis is not None  # weak_greedy keeps the basis
-    for step in sweep_estimators(builder, basis, PER_N, test, train=train[:200], seed=seed, progress=progress):
+    # every estimator is frozen per N (expanded and orthonormal too, for their offline counts and times);
+    # the study's expanded and orthonormal values are the greedy model's nested ones
+    for step in sweep_estimators(builder, basis, STUDY_ESTIMATORS, test, train=train[:200], seed=seed,
+                                 progress=progress):
         c = _record_nested(out, problem, model, test, step.n)
         _record_per_n(out, step)
+        _record_precomputation(out["precomputation"], step, problem, builder.certify)
         E = U - (c.astype(U.dtype) @ basis[:, :step.n].T.astype(U.dtype))
         out["true_error"].append(np.asarray(ip.norms(np.asarray(E.T, dtype=problem.dtype))) / out["u_norm"])
     out["stability"] = problem.stability_lower_bound(test)
@@ -384,7 +474,7 @@ def _summarize(problem: Problem, sweep: dict, greedies: dict[str, GreedyResult],
         floors[name], reached[name] = estimator_floor(rel_ref.ravel(), dev[name].ravel())
     truth_floor = floors["truth-double"]
     above = rel_ref > truth_floor
-    for name in ESTIMATOR_NAMES:
+    for name in STUDY_ESTIMATORS:
         bound_rel = rel_res[name] * f_norm / beta / sweep["u_norm"]  # relative error bound
         eff[name] = bound_rel / true_err
         viol[name] = int(np.sum((bound_rel < true_err) & above))
@@ -409,6 +499,7 @@ def _summarize(problem: Problem, sweep: dict, greedies: dict[str, GreedyResult],
         "eim_terms": sweep["eim_terms"],
         "expanded_negative": sweep["expanded_negative"],
         "greedy": {k: {**_greedy_record(v), "mu": [s.mu.tolist() for s in v.history]} for k, v in greedies.items()},
+        "precomputation": _precomputation_summary(sweep["precomputation"], sweep["sizes"], problem),
         "timings": timings,
     }
 
@@ -487,10 +578,11 @@ def _scattering_sweep(model: Scattering3D, basis: NDArray, test: NDArray, truths
     builder = OfflineBuilder(problem, estimators, options={"point-basis": {"max_points": max_points}})
     out: dict = {"bound": {name: [] for name in estimators}, "residual_norm": {name: [] for name in estimators},
                  "interpolation": [], "true_error": [], "stability": problem.stability_lower_bound(test),
-                 "sizes": list(range(1, basis.shape[1] + 1))}
+                 "sizes": list(range(1, basis.shape[1] + 1)), "precomputation": _new_precomputation(estimators)}
     for step in sweep_estimators(builder, basis, estimators, test, train=train, seed=seed,
                                  interpolation=interpolation, progress=progress,
                                  stage="bounds and true errors per N"):
+        _record_precomputation(out["precomputation"], step, problem, builder.certify)
         for name in estimators:
             res = step.results.get(name)
             out["bound"][name].append(None if res is None else res.bound)
@@ -620,7 +712,8 @@ def scattering_study(
         above ``truth_floor``) and ``violations_below_floor``; ``eim``
         (operator and rhs: terms, training and test error per number of terms);
         ``stability`` (SCM lower and exact inf-sup constants at the test wavenumbers);
-        ``greedy`` (with the selected wavenumbers ``k``); ``speedup``;
+        ``greedy`` (with the selected wavenumbers ``k``, run with the default stagnation
+        stop, recorded in ``settings``); ``precomputation`` (as :func:`roundoff_study`); ``speedup``;
         ``mie_relative_error`` (``truth`` per test wavenumber, ``rb`` at one of them,
         with the surface ``field``); ``timings``.
 
@@ -659,7 +752,8 @@ def scattering_study(
     result["speedup"] = _speedup(rom, test, truths.seconds)
     result["mie_relative_error"] = _mie_record(model, test, truths, rom, i_star)
     result["settings"] = {"n_train": n_train, "n_test": n_test, "max_basis": max_basis, "tol": tol, "seed": seed,
-                          "estimators": list(estimators), "max_points": max_points, **(model_options or {})}
+                          "estimators": list(estimators), "max_points": max_points,
+                          "greedy_stagnation": list(STAGNATION), **(model_options or {})}
     result["timings"] = {**model.timings, "truth_model": t1 - t0, "greedy": t2 - t1, "truth_solves": t3 - t2,
                          "sweep": t4 - t3, "total": time.perf_counter() - t0}
     return result
@@ -692,4 +786,5 @@ def _scattering_summary(model: Scattering3D, test: NDArray, truths: _Truths, swe
                       "lower_bound": sweep["stability"].tolist(),
                       "exact": None if truths.inf_sup is None else truths.inf_sup.tolist()},
         "greedy": {**_greedy_record(greedy), "k": [float(s.mu[0]) for s in greedy.history]},
+        "precomputation": _precomputation_summary(sweep["precomputation"], sweep["sizes"], problem),
     }
