@@ -165,7 +165,7 @@ def run_problem(name: str, args: argparse.Namespace, refmod: ModuleType, pymor: 
     names = [MAIN_ESTIMATOR, *[e for e in args.estimators if e != MAIN_ESTIMATOR]]
     ill = name in H1_WEIGHTS  # refined snapshots and an exact truth: cond(X) up to ~1e13
     builder = certrb.OfflineBuilder(problem, tuple(names), rng=args.seed, snapshot_refine=2 if ill else None)
-    greedy = certrb.weak_greedy(builder, space.sample(args.n_train, rng=args.seed), tol=0.0,
+    greedy = certrb.weak_greedy(builder, space.sample(args.n_train, rng=args.seed), tol=0.0, stagnation=None,
                                 max_basis=args.max_basis)
     model = greedy.model
     greedy_s = time.perf_counter() - t0

@@ -31,7 +31,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     spec = importlib.util.spec_from_file_location("loc_pymor", ROOT / "benchmarks" / "loc_pymor_thermal_block.py")
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise ImportError("benchmarks/loc_pymor_thermal_block.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     record = {
