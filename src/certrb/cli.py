@@ -205,7 +205,24 @@ def _run_study(name: str, problem, settings: dict, describe: dict, out: Path, ve
     details = ", ".join(f"{k} = {v}" for k, v in describe.items())
     plot_roundoff_study(results, png_path, title=f"{name}, {details}, n_h = {problem.size}")
     console.print(_floors_table(results))
+    console.print(_precomputation_table(results["precomputation"]))
     console.print(f"wrote {json_path} and {png_path}")
+
+
+def _precomputation_table(pre: dict) -> Table:
+    """The study's precomputation counts at the largest N each estimator was built for."""
+    table = Table(title=f"Precomputation per estimator (Q_a = {pre['Q_a']}, Q_f = {pre['Q_f']})")
+    for col in ("estimator", "N", "truth solves", "Riesz solves (+ certificate)", "truth residual norms",
+                "stored floats", "online flops / query", "offline s (this N / all N)"):
+        table.add_column(col)
+    for name, row in pre["at_n_max"].items():
+        table.add_row(name, str(row["n"]), str(row["truth_solves"]),
+                      f"{row['riesz_solves']} (+{row['riesz_solves_certificate']})", str(row["truth_residual_norms"]),
+                      str(row["stored_floats"]), str(row["online_flops"]),
+                      f"{row['offline_seconds']:.3f} / {row['offline_seconds_total']:.2f}")
+    table.caption = "online flops = reduced solve + " + "; ".join(
+        f"{k}: {v}" for k, v in pre["online_flops_formula"].items() if k != "reduced_solve")
+    return table
 
 
 @reproduce_app.command("diffusion1d")

@@ -31,13 +31,44 @@ def _rowwise(func, arr: np.ndarray) -> np.ndarray:
         return func(arr, axis=1)
 
 
+_UNIT = float(np.finfo(np.float64).eps) / 2  # unit round-off u of double precision
+_STOP_WORDS = {"tolerance": "tolerance reached", "max_basis": "basis size cap",
+               "in_span": "next snapshot already in the span", "stagnation": "bound stagnated"}
+_GREEDY_LINES = ("-", "--", ":", "-.")  # one per greedy, so that a curve under another stays visible
+
+
 def _panel_residuals(ax, results: dict) -> None:
-    sizes = results["sizes"]
+    """Median relative residual per estimator; ``expanded``: median over its non-negative forms only.
+
+    A negative quadratic form ``x^H G x < 0`` is returned as 0 (``sqrt(max(., 0))``); those
+    are left out of the median and their fraction is drawn on the right axis.
+    """
+    sizes = np.asarray(results["sizes"])
     for name, rows in results["rel_residual"].items():
         arr = _array(rows)
         color, ls, marker = _STYLE[name]
-        ax.semilogy(sizes, _rowwise(np.nanmedian, arr), ls=ls, marker=marker, ms=3, color=color, label=name)
+        label = name
+        if name == "expanded":  # exact zeros are clipped negative forms: not part of the median
+            arr = np.where(arr > 0, arr, np.nan)
+            label = r"expanded (median over $\epsilon^2 \geq 0$)"
+        ax.semilogy(sizes, _rowwise(np.nanmedian, arr), ls=ls, marker=marker, ms=3, color=color, label=label)
+    ax.axhline(np.sqrt(_UNIT), color="tab:red", lw=0.8, ls=(0, (6, 3)),
+               label=rf"$\sqrt{{u}}$ = {np.sqrt(_UNIT):.1e} (classical floor)")
+    ax.axhline(_UNIT, color="gray", lw=0.8, ls=(0, (6, 3)), label=f"u = {_UNIT:.1e}")
     ax.set(xlabel="N", ylabel=r"median $\|r\|_{V'} / \|f\|_{V'}$", title="Residual norm per estimator")
+    negative = results.get("expanded_negative")
+    n_test = len(results["true_error"][0]) if results["true_error"] else 0
+    if negative is not None and n_test:
+        right = ax.twinx()
+        frac = np.asarray(negative, dtype=float) / n_test
+        right.bar(sizes, frac, width=0.6, color="tab:red", alpha=0.25,
+                  label=r"expanded: fraction with $\epsilon^2 < 0$ (right axis)")
+        right.set_ylim(0.0, 4.0)  # bars in the lower quarter, under the curves
+        right.set_yticks([0.0, 0.5, 1.0])
+        right.set_ylabel(r"fraction of test points with $\epsilon^2 < 0$", fontsize=8)
+        lines, labels = ax.get_legend_handles_labels()
+        bars, bar_labels = right.get_legend_handles_labels()
+        ax.legend(lines + bars, labels + bar_labels, fontsize=7)
 
 
 def _panel_scatter(ax, results: dict) -> None:
@@ -47,20 +78,31 @@ def _panel_scatter(ax, results: dict) -> None:
         color, _, marker = _STYLE[name]
         ok = np.isfinite(dev)
         floor = results["floors"][name]
-        ax.loglog(ref[ok], np.maximum(dev[ok], 1e-17), ls="none", marker=marker, ms=2, alpha=0.35, color=color,
-                  label=f"{name} (floor {floor:.1e})")
+        negative = np.zeros_like(ok)
+        if name == "expanded":  # a negative form, returned as 0: deviation exactly 1
+            negative = ok & (_array(results["rel_residual"][name]).ravel() == 0)
+        shown = ok & ~negative
+        ax.loglog(ref[shown], np.maximum(dev[shown], 1e-17), ls="none", marker=marker, ms=2, alpha=0.35,
+                  color=color, label=f"{name} (floor {floor:.1e})")
+        if np.any(negative):
+            ax.loglog(ref[negative], dev[negative], ls="none", marker="x", ms=5, mew=1.2, color="darkred",
+                      label=rf"expanded, $\epsilon^2 < 0$ returned as 0 ({int(np.sum(negative))})")
         ax.axvline(floor, color=color, lw=1, ls=":")
-    ax.axhline(0.01, color="k", lw=1)
+    ax.plot([], [], color="gray", lw=1, ls=":", label="floor (dotted, in the estimator's color)")
+    ax.axhline(0.01, color="k", lw=1, label="1% deviation (accuracy threshold)")
     ax.invert_xaxis()
     ax.set(xlabel=r"reference $\|r\|_{V'} / \|f\|_{V'}$ (E0 extended)", ylabel="relative deviation from E0 extended",
            title="Where each estimator loses accuracy (dotted: floor)")
 
 
 def _panel_greedy(ax, results: dict) -> None:
-    for name, rec in results["greedy"].items():
+    for i, (name, rec) in enumerate(results["greedy"].items()):
         bounds = np.array([np.nan if b is None else b for b in rec["max_bound"]], dtype=float)
         color, _, marker = _STYLE[name]
-        ax.semilogy(rec["n"], bounds, marker=marker, ms=3, color=color, label=f"greedy by {name} ({rec['reason']})")
+        stop = rec.get("stop") or _STOP_WORDS.get(rec["reason"], rec["reason"])
+        ax.semilogy(rec["n"], bounds, ls=_GREEDY_LINES[i % len(_GREEDY_LINES)], lw=1.5 + 0.8 * i, marker=marker,
+                    ms=3 + 1.5 * i, mfc="none" if i else color, markevery=(i, 1), color=color, alpha=0.9,
+                    label=f"greedy by {name}: {stop}")
     err = _array(results["true_error"])
     ax.semilogy(results["sizes"], _rowwise(np.nanmax, err), color="black", lw=2, label="max true error (test)")
     ax.set(xlabel="N", ylabel="max relative bound over training set", title="Greedies: who stalls")
@@ -79,7 +121,7 @@ def _panel_effectivity(ax, results: dict) -> None:
         lowest = _rowwise(np.nanmin, _array(rows) / err)
         ax.semilogy(sizes, lowest, color=color, lw=1.5, ls="--", marker=marker, ms=3,
                     label=f"{name} certified, min ({results['certified_violations'][name]} viol.)")
-    ax.axhline(1.0, color="k", lw=1)
+    ax.axhline(1.0, color="k", lw=1, label="bound = true error")
     ax.set_yscale("log")
     ax.set(xlabel="N", ylabel="bound / true error (min..max)",
            title="Effectivity (below 1 = violated; dashed: certified bounds)")
@@ -115,7 +157,8 @@ def plot_roundoff_study(results: dict, path: str | Path, *, title: str = "") -> 
     _panel_effectivity(axes[1, 1], results)
     for ax in axes.ravel():
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend() is None:
+            ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
     out = Path(path)
