@@ -21,6 +21,7 @@ import numpy as np
 import typer
 import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -220,8 +221,8 @@ def _precomputation_table(pre: dict) -> Table:
                       f"{row['riesz_solves']} (+{row['riesz_solves_certificate']})", str(row["truth_residual_norms"]),
                       str(row["stored_floats"]), str(row["online_flops"]),
                       f"{row['offline_seconds']:.3f} / {row['offline_seconds_total']:.2f}")
-    table.caption = "online flops = reduced solve + " + "; ".join(
-        f"{k}: {v}" for k, v in pre["online_flops_formula"].items() if k != "reduced_solve")
+    table.caption = escape("online flops = reduced solve + " + "; ".join(
+        f"{k}: {v}" for k, v in pre["online_flops_formula"].items() if k != "reduced_solve"))
     return table
 
 
