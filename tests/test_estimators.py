@@ -150,3 +150,41 @@ def test_unknown_estimator_names(small_problem, small_greedy):
     only = certrb.reduce(certrb.OfflineBuilder(small_problem, ("expanded",)), small_greedy.model.basis[:, :2])
     with pytest.raises(EstimatorError, match="not attached"):
         only.evaluate([1.0, 1.0], estimator="orthonormal")
+
+
+@pytest.fixture(scope="module")
+def advection_deep():
+    """A non-symmetric model (advection2d) driven towards round-off, and a builder holding its basis."""
+    from certrb.problems import advection2d
+
+    problem = advection2d(6, n_scm_train=20)
+    train = problem.parameter_space.sample(100, rng=0)
+    res = certrb.weak_greedy(certrb.OfflineBuilder(problem, ("orthonormal",), rng=0), train, tol=1e-15,
+                             max_basis=30)
+    builder = certrb.OfflineBuilder(problem, ("eim", "eim-stabilized"))
+    builder.append_orthonormal(res.model.basis)
+    return problem, builder, train
+
+
+@pytest.mark.parametrize("name", ["eim", "eim-stabilized"])
+def test_eim_default_stop_leaves_a_round_off_remainder(advection_deep, name):
+    """The E3/E4 greedy stops at eps, not at the generic 10 K eps: the remainder's residual is at round-off."""
+    from certrb.offline.estimators.eim import RTOL
+    from certrb.offline.estimators.truth import residual_norms
+
+    problem, builder, train = advection_deep
+    n = builder.n_basis
+    mus = problem.parameter_space.sample(20, rng=3)
+    x = builder.operators().solve(problem.operator.theta(mus), problem.rhs.theta(mus), n)[1]
+    f_norm = problem.inner_product.dual_norms(problem.rhs.assemble(mus).T)
+    default = builder.estimator(name, train=train)
+    builder.options = {name: {"rtol": 10 * x.shape[1] * RTOL}}
+    generic = builder.estimator(name, train=train)
+    builder.options = {}
+    assert generic.n_terms <= default.n_terms <= x.shape[1]
+    rem = {}
+    for label, est in (("default", default), ("generic", generic)):
+        delta = x - est._coefficients(x)[1] @ est.vectors
+        rem[label] = np.max(residual_norms(problem, builder.basis, delta, precision="extended") / f_norm)
+    assert rem["default"] < 1e-15  # measured 2e-17 (the generic stop: 8e-15)
+    assert rem["default"] <= rem["generic"]
