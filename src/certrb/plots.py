@@ -14,6 +14,7 @@ _STYLE = {
     "truth-double": ("gray", "--", "s"),
     "expanded": ("tab:red", "-", "v"),
     "point-basis": ("tab:purple", "-", "^"),
+    "point-basis-square": ("tab:pink", ":", "<"),
     "eim": ("tab:orange", "-", "D"),
     "eim-stabilized": ("tab:green", "-", "P"),
     "orthonormal": ("tab:blue", "-", "x"),

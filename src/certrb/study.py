@@ -40,6 +40,7 @@ from .offline.truth import truth_residual_norm
 from .online.estimators.eim import EIMEstimator
 from .online.estimators.expanded import ExpandedEstimator
 from .online.estimators.point_basis import PointBasisEstimator
+from .online.estimators.point_basis_square import PointBasisSquareEstimator
 from .online.evaluate import OnlineResult
 from .online.model import ReducedModel
 from .online.nonaffine import InterpolatedCoefficients
@@ -53,8 +54,10 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 TOLERANCE = 0.01  # relative deviation that counts as "accurate"
-STUDY_ESTIMATORS = ("expanded", "point-basis", "eim", "eim-stabilized", "orthonormal")  # E1-E5 of the method
-PER_N = ("point-basis", "eim", "eim-stabilized")  # rebuilt for each N
+# E1-E5 of the method, and the 2012 formula as written (square system) beside its least-squares variant
+STUDY_ESTIMATORS = ("expanded", "point-basis", "point-basis-square", "eim", "eim-stabilized", "orthonormal")
+PER_N = ("point-basis", "point-basis-square", "eim", "eim-stabilized")  # rebuilt for each N
+SQUARE_POINTS = 2000  # largest square system T (d x d, dense LU) the study builds
 CERTIFIED = ("expanded", "orthonormal", "eim", "eim-stabilized")  # estimators with a round-off certificate
 SCATTERING_ESTIMATORS = ("orthonormal", "expanded", "eim-stabilized", "eim", "point-basis")
 STUDY_STAGNATION = None  # the round-off study drives its greedies down to their floors: no stagnation stop
@@ -403,9 +406,11 @@ def _roundoff_sweep(problem: Problem, model: ReducedModel, train: NDArray, test:
                  "u_norm": np.asarray(ip.norms(np.asarray(U.T, dtype=problem.dtype))),
                  "residual": {name: [] for name in names}, "certified": {name: [] for name in CERTIFIED},
                  "true_error": [], "point_basis": {"condition": [], "points": []},
+                 "point_basis_square": {"condition": [], "rank": [], "points": []},
                  "eim_terms": {"eim": [], "eim-stabilized": []}, "expanded_negative": [], "n_components": [],
                  "precomputation": _new_precomputation(STUDY_ESTIMATORS)}
-    builder = OfflineBuilder(problem, STUDY_ESTIMATORS, options={"point-basis": {"max_points": max_points}})
+    builder = OfflineBuilder(problem, STUDY_ESTIMATORS, options={"point-basis": {"max_points": max_points},
+                                                                 "point-basis-square": {"max_points": SQUARE_POINTS}})
     basis = model.basis
     assert basis is not None  # weak_greedy keeps the basis
     # every estimator is frozen per N (expanded and orthonormal too, for their offline counts and times);
@@ -450,6 +455,13 @@ def _record_per_n(out: dict, step: SweepStep) -> None:
     assert est is None or isinstance(est, PointBasisEstimator)
     out["point_basis"]["condition"].append(None if est is None else est.condition)
     out["point_basis"]["points"].append(None if est is None else int(est.eps2.size))
+    sq = step.models.get("point-basis-square")
+    square = None if sq is None else sq.estimators["point-basis-square"]
+    assert square is None or isinstance(square, PointBasisSquareEstimator)
+    finite = square is not None and bool(np.isfinite(square.condition))  # inf: an exactly zero singular value
+    out["point_basis_square"]["condition"].append(square.condition if finite else None)
+    out["point_basis_square"]["rank"].append(None if square is None else square.rank)
+    out["point_basis_square"]["points"].append(None if square is None else int(square.eps2.size))
     for name in ("eim", "eim-stabilized"):
         built = step.models.get(name)
         eim = None if built is None else built.estimators[name]
@@ -496,6 +508,7 @@ def _summarize(problem: Problem, sweep: dict, greedies: dict[str, GreedyResult],
         "certified_bound": {k: _nan_to_none(v) for k, v in certified.items()},
         "certified_violations": {k: int(np.sum(v < true_err)) for k, v in certified.items()},
         "point_basis": sweep["point_basis"],
+        "point_basis_square": sweep["point_basis_square"],
         "eim_terms": sweep["eim_terms"],
         "expanded_negative": sweep["expanded_negative"],
         "greedy": {k: {**_greedy_record(v), "mu": [s.mu.tolist() for s in v.history]} for k, v in greedies.items()},

@@ -26,6 +26,7 @@ import numpy as np
 from ..online.estimators import Estimator
 from ..online.estimators.eim import EIMEstimator
 from ..online.estimators.point_basis import PointBasisEstimator
+from ..online.estimators.point_basis_square import PointBasisSquareEstimator
 
 __all__ = ["EIM_SWEEPS", "ONLINE_FLOPS", "REDUCED_SOLVE_FLOPS", "online_flops", "precomputation_counts",
            "stored_floats"]
@@ -40,6 +41,7 @@ ONLINE_FLOPS = {
     "expanded": "2 K^2 + 2 K  (x^H G x)",
     "orthonormal": "2 r K + 2 r  (||R x||, R of r <= K rows)",
     "point-basis": "K (K + 1) + 2 d d' + d'^2 + 2 d'  (products z, Q^T z, triangular solve, eps^2 sum; d = K(K+1)/2)",
+    "point-basis-square": "K (K + 1) + 2 d^2 + 2 d  (products z, LU solve with T (d x d), eps^2 sum)",
     "eim": "3 m^2 + 2 m  (triangular B^-1 x[k], ||R_s lambda||)",
     "eim-stabilized": f"3 m^2 + 2 m + {EIM_SWEEPS} (2 m K + m^2 + K)  ({EIM_SWEEPS} remainder sweeps)",
 }
@@ -64,6 +66,10 @@ def online_flops(name: str, estimator: Estimator, n: int, q_f: int, q_a: int) ->
         assert isinstance(estimator, PointBasisEstimator)
         d, points = k * (k + 1) // 2, int(estimator.eps2.size)
         own = k * (k + 1) + 2 * d * points + points * points + 2 * points
+    elif name == "point-basis-square":
+        assert isinstance(estimator, PointBasisSquareEstimator)
+        d = int(estimator.eps2.size)
+        own = k * (k + 1) + 2 * d * d + 2 * d
     else:
         assert isinstance(estimator, EIMEstimator)
         m = estimator.n_terms
@@ -78,7 +84,8 @@ def precomputation_counts(name: str, estimator: Estimator, n: int, q_f: int, q_a
     Parameters
     ----------
     name : str
-        Estimator name (``expanded``, ``point-basis``, ``eim``, ``eim-stabilized``, ``orthonormal``).
+        Estimator name (``expanded``, ``point-basis``, ``point-basis-square``, ``eim``, ``eim-stabilized``,
+        ``orthonormal``).
     estimator : Estimator
         The built estimator (its sizes: points d', EIM terms m, rows r of ``R``).
     n, q_f, q_a : int
@@ -98,8 +105,8 @@ def precomputation_counts(name: str, estimator: Estimator, n: int, q_f: int, q_a
     if name in ("expanded", "orthonormal"):
         own, residuals, terms = k, 0, k
         certificate = k if certified else 0
-    elif name == "point-basis":
-        assert isinstance(estimator, PointBasisEstimator)
+    elif name in ("point-basis", "point-basis-square"):
+        assert isinstance(estimator, PointBasisEstimator | PointBasisSquareEstimator)
         own = residuals = terms = int(estimator.eps2.size)
         certificate = 0
     elif isinstance(estimator, EIMEstimator):
