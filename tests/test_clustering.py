@@ -147,3 +147,18 @@ def test_prediction_costs_follow_the_predicted_sizes(inner):
     assert two.online_cost == query_cost(1, 2, 1) + 2 * 1
     assert one.offline_cost == 2 * 3
     assert two.offline_cost == 20 + 2 * 3
+
+
+def test_prediction_reads_each_models_own_training_set(inner):
+    mus, S = _two_families(np.random.default_rng(8))
+    space, G = ParameterSpace(["t"], [0.0], [1.0]), gram(S, inner)
+    cl = cluster("sine", 2, mus, space, G, np.random.default_rng(0))
+    members = [cl.members(c) for c in range(2)]
+    own = predict(G, cl, 1e-2, 12, q_a=2, q_f=1, n_candidates=1, train_sets=members)
+    assert own.sizes.tolist() == predict(G, cl, 1e-2, 12, q_a=2, q_f=1, n_candidates=1).sizes.tolist()
+    widened = predict(G, cl, 1e-2, 12, q_a=2, q_f=1, n_candidates=1,
+                      train_sets=[np.union1d(members[0], members[1][:1]), members[1]])
+    assert widened.sizes.tolist() == [2, 1]  # one snapshot of the other family needs a second mode
+    assert widened.online_cost == query_cost(2, 2, 1) + 2
+    with pytest.raises(ShapeError, match="one index set per cluster"):
+        predict(G, cl, 1e-2, 12, q_a=2, q_f=1, n_candidates=1, train_sets=members[:1])

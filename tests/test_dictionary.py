@@ -8,6 +8,7 @@ import pytest
 
 import certrb
 from certrb import Dictionary, ModelFileError, ParameterSpace, ShapeError
+from certrb.offline.clustering import gram, sizes_for_tolerance
 from certrb.offline.dictionary import build_dictionary
 
 pytest.importorskip("kmedoids")
@@ -30,12 +31,15 @@ def built(helmholtz):
     return d, report[0], train
 
 
-def test_one_certified_local_model_per_cluster(built):
+def test_one_certified_local_model_per_cluster(built, helmholtz):
     d, report, train = built
     assert len(d.models) == 3 == report.clustering.n_clusters
     assert report.reasons == ["tolerance"] * 3
     for c, members in enumerate(report.train_sets):  # each greedy saw its cluster
         assert set(np.flatnonzero(report.clustering.labels == c)) <= set(members)
+    G = gram(helmholtz.solve(train), helmholtz.inner_product)
+    for c, members in enumerate(report.train_sets):  # the criterion predicted on the greedy's own training set
+        assert report.prediction.sizes[c] == sizes_for_tolerance(G[np.ix_(members, members)], 1e-5, 12)
     res = d.evaluate(train, selection="nearest")
     assert res.relative_bound.max() <= 1e-5  # the nearest model was trained at every training parameter
 

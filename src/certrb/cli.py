@@ -271,15 +271,18 @@ def reproduce_dictionary(
     problem: Annotated[str, typer.Option(help="Problem: all, advection2d or helmholtz1d.")] = "all",
     grid: Annotated[int, typer.Option(min=2, help="Squares per side of the advection mesh.")] = 24,
     pe_max: Annotated[float, typer.Option(min=1.0, help="Largest Peclet number of the advection problem.")] = 1e3,
+    angle_max: Annotated[float, typer.Option(min=0.01, help="Largest transport angle (radians; range [0, "
+                                                            "angle_max]).")] = 1.5707963267948966,
     elements: Annotated[int, typer.Option(min=2, help="Number of P1 elements of the Helmholtz problem.")] = 100,
     k_max: Annotated[float, typer.Option(min=1.0, help="Largest wavenumber (range [1, k_max]).")] = 20.0,
-    train: _Train = 300,
+    train: Annotated[int, typer.Option(min=0, help="Random training parameters (0: each problem's default).")] = 0,
     test: _Test = 100,
     tol: Annotated[float, typer.Option(min=0.0, help="Relative tolerance of the global and local greedies "
                                                      "(0: each problem's default).")] = 0.0,
     max_basis: Annotated[int, typer.Option(min=0, help="Largest basis size N (0: each problem's default).")] = 0,
     clusters: Annotated[int, typer.Option(min=0, help="Local models (0: chosen by the a priori criterion).")] = 0,
-    max_clusters: Annotated[int, typer.Option(min=1, help="Largest count the a priori criterion tries.")] = 12,
+    max_clusters: Annotated[int, typer.Option(min=0, help="Largest count the a priori criterion tries "
+                                                          "(0: each problem's default).")] = 0,
     seed: _Seed = 0,
     out: _Out = Path("results"),
     verbose: _Verbose = False,
@@ -292,13 +295,13 @@ def reproduce_dictionary(
         raise typer.BadParameter(f"must be 'all' or one of {', '.join(PROBLEMS)}; got {problem!r}",
                                  param_hint="--problem")
     check_writable_folder(out, "--out")
-    options: dict[str, Any] = {"n_train": train, "n_test": test, "n_clusters": clusters or "auto",
-                               "max_clusters": max_clusters, "seed": seed}
-    if max_basis:
-        options["max_basis"] = max_basis
+    options: dict[str, Any] = {"n_test": test, "n_clusters": clusters or "auto", "seed": seed}
+    for key, value in (("n_train", train), ("tol", tol), ("max_basis", max_basis), ("max_clusters", max_clusters)):
+        if value:
+            options[key] = value
     with _progress_bars(verbose) as progress:
         results = dictionary_studies(names, n_elements=elements, k_max=k_max, grid=grid, pe_max=pe_max,
-                                     tol=tol or None, progress=progress, **options)
+                                     angle_max=angle_max, progress=progress, **options)
     json_path = out / "dictionary.json"
     write_json_atomic(results, json_path)
     for name, res in results.items():
@@ -327,6 +330,22 @@ def _scattering_table(results: dict) -> Table:
     table.caption = (f"truth vs Mie: {min(mie['truth']):.2%}..{max(mie['truth']):.2%}; RB vs Mie at k = "
                      f"{mie['rb']['k']:.4f}: {mie['rb']['rb']:.2%}; online speed-up {speed['speedup']:.0f}x "
                      f"({speed['online_seconds'] * 1e3:.1f} ms vs {speed['truth_seconds']:.2f} s)")
+    return table
+
+
+def _scattering_floor_table(results: dict) -> Table:
+    """Floors per estimator against E0 extended of the interpolated operator, the indicator beside them."""
+    unit = float(np.finfo(np.float64).eps) / 2
+    table = Table(title="scattering3d: floors against the truth residual of the interpolated operator (E0 extended)")
+    for col in ("estimator", "floor ||r||/||f||", "observed", "floor / u", "floor / sqrt(u)"):
+        table.add_column(col)
+    for name, floor in results["floors"].items():
+        table.add_row(name, f"{floor:.2e}", "yes" if results["floors_reached"][name] else "no (below)",
+                      f"{floor / unit:.3g}", f"{floor / np.sqrt(unit):.3g}")
+    ind = results["indicator_rel_residual"]
+    table.caption = (f"floor: largest E0/||f|| with > 1% deviation from E0 extended; interpolation indicator / "
+                     f"||f||: {min(ind['min']):.1e}..{max(ind['max']):.1e} over all N, {ind['min'][-1]:.1e}.."
+                     f"{ind['max'][-1]:.1e} at N = {results['sizes'][-1]} (per N in the JSON)")
     return table
 
 
@@ -369,6 +388,7 @@ def reproduce_scattering3d(
     write_json_atomic(results, json_path)
     plot_scattering_study(results, png_path, title=f"scattering3d, level {level}, n_h = {results['problem']['n_h']}")
     console.print(_scattering_table(results))
+    console.print(_scattering_floor_table(results))
     console.print(f"wrote {json_path} and {png_path}" + ("" if model_path is None else f" and {model_path}"))
 
 

@@ -42,10 +42,10 @@ PROBLEMS = ("advection2d", "helmholtz1d")
 """The study's problems, in the order they run."""
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "advection2d": {"tol": 1e-4, "max_basis": 300},
-    "helmholtz1d": {"tol": 1e-6, "max_basis": 60},
+    "advection2d": {"tol": 1e-4, "max_basis": 300, "n_train": 500, "max_clusters": 12},
+    "helmholtz1d": {"tol": 1e-6, "max_basis": 60, "n_train": 300, "max_clusters": 16},
 }
-"""Tolerance and largest basis size of each problem's greedies."""
+"""Per problem: tolerance, largest basis size, training set size and largest cluster count tried."""
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -80,12 +80,13 @@ class PecletFloor:
         return self.scale * np.minimum(1.0 / mus[:, 0], self.reaction) * (1 - 4 * _EPS)
 
 
-def advection_problem(n: int = 24, pe_max: float = 1e3, *, reaction: float = 1.0) -> Problem:
+def advection_problem(n: int = 24, pe_max: float = 1e3, angle_max: float = 2 * math.pi, *,
+                      reaction: float = 1.0) -> Problem:
     """Advection-diffusion-reaction on the unit square with transport direction and Peclet number as parameters.
 
     ``-(1 / pe) lap u + (cos(angle), sin(angle)) . grad u + reaction u = 1``, ``u = 0`` on the
     boundary; P1 elements on the ``n x n`` mesh of :func:`certrb.problems.thermal_block.cross_mesh`;
-    ``pe in [1, pe_max]`` (log scale), ``angle in [0, 2 pi]``; ``X = K + M`` (H1); stability by
+    ``pe in [1, pe_max]`` (log scale), ``angle in [0, angle_max]``; ``X = K + M`` (H1); stability by
     :class:`PecletFloor` (closed form: no online linear program).
 
     Returns
@@ -103,8 +104,9 @@ def advection_problem(n: int = 24, pe_max: float = 1e3, *, reaction: float = 1.0
     from .online.parameters import ParameterSpace
     from .problems.thermal_block import cross_mesh
 
-    if not pe_max >= 1 or not reaction > 0:
-        raise ValueError(f"need pe_max >= 1 and reaction > 0; got {pe_max!r}, {reaction!r}")
+    if not pe_max >= 1 or not angle_max > 0 or not reaction > 0:
+        raise ValueError(f"need pe_max >= 1, angle_max > 0 and reaction > 0; got {pe_max!r}, {angle_max!r}, "
+                         f"{reaction!r}")
     dirichlet = Dirichlet(skfem.Basis(cross_mesh(int(n)), skfem.ElementTriP1()))
     K, Bx, By, M = dirichlet.matrices([skfem.BilinearForm(lambda u, v, w: dot(grad(u), grad(v))),
                                        skfem.BilinearForm(lambda u, v, w: u.grad[0] * v),
@@ -114,7 +116,7 @@ def advection_problem(n: int = 24, pe_max: float = 1e3, *, reaction: float = 1.0
     Bx, By = ((Bx - Bx.T) * 0.5).tocsr(), ((By - By.T) * 0.5).tocsr()  # exactly skew: no coercive part
     X = (K + M).tocsr()
     scale, _ = certified_lower([(1.0, K), (1.0, M)], X, 1.0)
-    space = ParameterSpace(["pe", "angle"], [1.0, 0.0], [float(pe_max), 2 * math.pi], scale=["log", "linear"])
+    space = ParameterSpace(["pe", "angle"], [1.0, 0.0], [float(pe_max), float(angle_max)], scale=["log", "linear"])
     operator = AffineOperator([K, Bx, By, M], ["1 / pe", "cos(angle)", "sin(angle)", repr(float(reaction))])
     load = dirichlet.vectors([skfem.LinearForm(lambda v, w: 1.0 * v)])
     return Problem(operator.bind(space.names), AffineFunctional(load, ["1"]), X, space,
@@ -306,13 +308,14 @@ def dictionary_study(problem: Problem, *, tol: float, max_basis: int, n_train: i
 
 
 def dictionary_studies(problems: Sequence[str] = PROBLEMS, *, n_elements: int = 100, k_max: float = 20.0,
-                       grid: int = 24, pe_max: float = 1e3, tol: float | None = None, **options: Any) -> dict:
+                       grid: int = 24, pe_max: float = 1e3, angle_max: float = math.pi / 2,
+                       **options: Any) -> dict:
     """:func:`dictionary_study` on each named problem at its :data:`DEFAULTS`; ``{name: results}``.
 
-    ``n_elements`` and ``k_max`` shape :func:`helmholtz_problem`, ``grid`` and ``pe_max``
-    :func:`advection_problem`; ``tol`` (if given) replaces every problem's default; ``options``
-    go to :func:`dictionary_study`. Each result also holds the seconds spent building the problem
-    (for Helmholtz, mostly its SCM).
+    ``n_elements`` and ``k_max`` shape :func:`helmholtz_problem`; ``grid``, ``pe_max`` and
+    ``angle_max`` :func:`advection_problem`; ``options`` go to :func:`dictionary_study` and
+    replace the :data:`DEFAULTS` of every problem. Each result also holds the seconds spent
+    building the problem (for Helmholtz, mostly its SCM).
     """
     unknown = [name for name in problems if name not in PROBLEMS]
     if unknown or not problems:
@@ -320,9 +323,10 @@ def dictionary_studies(problems: Sequence[str] = PROBLEMS, *, n_elements: int = 
     out = {}
     for name in problems:
         t0 = time.perf_counter()
-        problem = helmholtz_problem(n_elements, k_max) if name == "helmholtz1d" else advection_problem(grid, pe_max)
+        problem = (helmholtz_problem(n_elements, k_max) if name == "helmholtz1d"
+                   else advection_problem(grid, pe_max, angle_max))
         seconds = time.perf_counter() - t0
-        settings = {**DEFAULTS[name], **({} if tol is None else {"tol": tol}), **options}
+        settings = {**DEFAULTS[name], **options}
         results = dictionary_study(problem, **settings)
         results["problem"].update(name=name, setup_seconds=seconds)
         out[name] = results

@@ -246,7 +246,7 @@ def query_cost(n: int, q_a: int, q_f: int) -> float:
 
 
 def predict(G: NDArray, clustering: Clustering, tol: float, max_basis: int, *, q_a: int, q_f: int,
-            n_candidates: int) -> Prediction:
+            n_candidates: int, train_sets: Sequence[NDArray[np.intp]] | None = None) -> Prediction:
     """The a priori criterion: predicted local sizes and costs of a clustering (see :class:`Prediction`).
 
     Parameters
@@ -262,10 +262,15 @@ def predict(G: NDArray, clustering: Clustering, tol: float, max_basis: int, *, q
         Affine terms of the operator and the right-hand side.
     n_candidates : int
         Local models evaluated per query (1 for nearest, all for bound).
+    train_sets : sequence of ndarray of intp, optional
+        Snapshot indices each local model is trained on, one per cluster (the cluster's members
+        by default); the size of a model is predicted on its own training set.
 
     """
-    sizes = np.array([sizes_for_tolerance(G[np.ix_(m, m)], tol, max_basis)
-                      for m in (clustering.members(c) for c in range(clustering.n_clusters))], dtype=np.intp)
+    sets = [clustering.members(c) for c in range(clustering.n_clusters)] if train_sets is None else train_sets
+    if len(sets) != clustering.n_clusters:
+        raise ShapeError(f"train_sets must hold one index set per cluster ({clustering.n_clusters}); got {len(sets)}")
+    sizes = np.array([sizes_for_tolerance(G[np.ix_(m, m)], tol, max_basis) for m in sets], dtype=np.intp)
     k = min(int(n_candidates), clustering.n_clusters)
     online = k * query_cost(int(sizes.max()), q_a, q_f)
     if clustering.n_clusters > 1:

@@ -26,7 +26,7 @@ from .greedy import weak_greedy
 from .problem import Problem
 from .snapshots import solve_snapshots
 
-__all__ = ["BuildReport", "build_dictionary", "choose_clusters"]
+__all__ = ["BuildReport", "build_dictionary", "choose_clusters", "training_sets"]
 
 @dataclass(frozen=True)
 class BuildReport:
@@ -88,10 +88,25 @@ def _with_stability(model: ReducedModel, stability: Any) -> ReducedModel:
                         model.interpolation, model.reconstruction_weights)
 
 
-def _nearest_center(space: Any, mus: NDArray[np.float64], centers: NDArray[np.float64]) -> NDArray[np.intp]:
-    """Index of the nearest center (in the unit box) of each parameter, shape (n_mu,)."""
-    u, c = unit_coordinates(space, mus), unit_coordinates(space, centers)
-    return np.argmin(((u[:, None, :] - c[None]) ** 2).sum(axis=2), axis=1).astype(np.intp)
+def training_sets(clustering: Clustering, space: Any, mus: NDArray[np.float64]) -> list[NDArray[np.intp]]:
+    """Training parameters of each local greedy: the cluster's members and those whose nearest center is its.
+
+    Parameters
+    ----------
+    clustering : Clustering
+        A clustering of ``mus``.
+    space : ParameterSpace
+    mus : ndarray of float64, shape (n_s, P)
+
+    Returns
+    -------
+    list of ndarray of intp
+        Sorted indices into ``mus``, one array per cluster.
+
+    """
+    u, c = unit_coordinates(space, mus), unit_coordinates(space, clustering.centers)
+    near = np.argmin(((u[:, None, :] - c[None]) ** 2).sum(axis=2), axis=1)
+    return [np.flatnonzero((clustering.labels == k) | (near == k)) for k in range(clustering.n_clusters)]
 
 
 def choose_clusters(G: NDArray, mus: NDArray[np.float64], problem: Problem, candidates: range, *, tol: float,
@@ -109,7 +124,8 @@ def choose_clusters(G: NDArray, mus: NDArray[np.float64], problem: Problem, cand
         if k > mus.shape[0]:
             break
         cl = cluster(method, k, mus, problem.parameter_space, G, rng)
-        tried[k] = (cl, predict(G, cl, tol, max_basis, q_a=q_a, q_f=q_f, n_candidates=n_candidates))
+        tried[k] = (cl, predict(G, cl, tol, max_basis, q_a=q_a, q_f=q_f, n_candidates=n_candidates,
+                                train_sets=training_sets(cl, problem.parameter_space, mus)))
     fits = [k for k, (_, p) in tried.items() if offline_budget is None or p.offline_cost <= offline_budget]
     if fits:
         best = min(fits, key=lambda k: (tried[k][1].online_cost, k))
@@ -201,8 +217,7 @@ def build_dictionary(problem: Problem, train: ArrayLike, *, n_clusters: int | st
     clustering, prediction, predictions = choose_clusters(G, mus, problem, counts, tol=tol, max_basis=max_basis,
                                               method=dissimilarity, n_candidates=k_rule,
                                               offline_budget=offline_budget, rng=gen)
-    near = _nearest_center(problem.parameter_space, mus, clustering.centers)
-    sets = tuple(np.flatnonzero((clustering.labels == c) | (near == c)) for c in range(clustering.n_clusters))
+    sets = tuple(training_sets(clustering, problem.parameter_space, mus))
     seeds = gen.integers(2**62, size=clustering.n_clusters)
     seconds["clustering"] = time.perf_counter() - t0
     t0 = time.perf_counter()
