@@ -99,6 +99,7 @@ class Dictionary:
     n_candidates: int = 2
     _unit_centers: NDArray[np.float64] = field(init=False, repr=False)
     _n_max: int = field(init=False, repr=False)
+    _same_coefficients: bool = field(init=False, repr=False)
 
     def __init__(self, models: Sequence[ReducedModel], centers: ArrayLike, selection: str = "nearest-then-bound",
                  n_candidates: int = 2) -> None:
@@ -121,7 +122,10 @@ class Dictionary:
         c.flags.writeable = False
         for key, value in (("models", models), ("centers", c), ("selection", selection),
                            ("n_candidates", int(n_candidates)), ("_unit_centers", unit_coordinates(space, c)),
-                           ("_n_max", max(m.n_basis for m in models))):
+                           ("_n_max", max(m.n_basis for m in models)),
+                           ("_same_coefficients", all(m.operator_coefficients is models[0].operator_coefficients
+                                                      and m.rhs_coefficients is models[0].rhs_coefficients
+                                                      for m in models))):
             object.__setattr__(self, key, value)
 
     @property
@@ -200,10 +204,12 @@ class Dictionary:
     def _evaluate_one(self, m: NDArray[np.float64], cand: NDArray[np.intp], beta: dict[int, NDArray[np.float64]],
                       output: bool) -> DictionaryResult:
         """:meth:`evaluate` at one parameter (1, P): the candidates in order, the first smallest bound wins."""
+        shared = self._shared_coefficients(m)
+
         def one(j: int) -> OnlineResult:
             model = self.models[j]
             return evaluate_batch(model, m, model.n_basis, model.estimators[model.default_estimator],
-                                  stability=beta[id(model.stability)], output=output)
+                                  stability=beta[id(model.stability)], output=output, coefficients=shared)
 
         order = cand.tolist()
         best_j, best = order[0], one(order[0])
@@ -217,6 +223,14 @@ class Dictionary:
                                 best.output, best.output_bound, best.estimator, int(self._n_max),
                                 best.interpolation_error, best.roundoff, best.estimate, best.certificate,
                                 np.array([best_j], dtype=np.intp))
+
+    def _shared_coefficients(self, m: NDArray[np.float64]) -> tuple[NDArray, NDArray] | None:
+        """Operator and right-hand side coefficients at ``m``, once, if every model has the same functions."""
+        first = self.models[0]
+        if not self._same_coefficients:
+            return None
+        return (evaluate_coefficients(first.operator_coefficients, m, first.A_N.shape[0], "operator"),
+                evaluate_coefficients(first.rhs_coefficients, m, first.f_N.shape[0], "rhs"))
 
     def _stability(self, m: NDArray[np.float64], used: NDArray[np.intp]) -> dict[int, NDArray[np.float64]]:
         """Stability lower bounds at ``m`` for each distinct stability callable of the ``used`` models."""

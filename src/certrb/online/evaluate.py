@@ -100,7 +100,8 @@ class OnlineResult:
 
 
 def evaluate_batch(model: ReducedModel, mus: NDArray[np.float64], n: int, estimator: Estimator, *,
-                   stability: NDArray[np.float64] | None = None, output: bool = True) -> OnlineResult:
+                   stability: NDArray[np.float64] | None = None, output: bool = True,
+                   coefficients: tuple[NDArray, NDArray] | None = None) -> OnlineResult:
     """Evaluate the size-``n`` sub-model of ``model`` at validated parameters ``mus`` (n_mu, P).
 
     Parameters
@@ -117,6 +118,9 @@ def evaluate_batch(model: ReducedModel, mus: NDArray[np.float64], n: int, estima
         ``model.stability`` is evaluated.
     output : bool
         Evaluate the output and its bound, if the model has one.
+    coefficients : (ndarray (n_mu, Q_a), ndarray (n_mu, Q_f)), optional
+        The operator and right-hand side coefficients at ``mus``, already evaluated (models that
+        share the coefficient functions share them; at most ``BLOCK`` parameters).
 
     Returns
     -------
@@ -124,7 +128,7 @@ def evaluate_batch(model: ReducedModel, mus: NDArray[np.float64], n: int, estima
 
     """
     if mus.shape[0] <= BLOCK:
-        return _evaluate_block(model, mus, n, estimator, stability, output)
+        return _evaluate_block(model, mus, n, estimator, stability, output, coefficients)
     parts = [_evaluate_block(model, mus[s:s + BLOCK], n, estimator,
                              None if stability is None else stability[s:s + BLOCK], output)
              for s in range(0, mus.shape[0], BLOCK)]
@@ -134,9 +138,13 @@ def evaluate_batch(model: ReducedModel, mus: NDArray[np.float64], n: int, estima
 
 
 def _evaluate_block(model: ReducedModel, m: NDArray[np.float64], n: int, est: Estimator,
-                    beta: NDArray[np.float64] | None, output: bool) -> OnlineResult:
-    theta = evaluate_coefficients(model.operator_coefficients, m, model.A_N.shape[0], "operator")
-    phi = evaluate_coefficients(model.rhs_coefficients, m, model.f_N.shape[0], "rhs")
+                    beta: NDArray[np.float64] | None, output: bool,
+                    coefficients: tuple[NDArray, NDArray] | None = None) -> OnlineResult:
+    if coefficients is None:
+        theta = evaluate_coefficients(model.operator_coefficients, m, model.A_N.shape[0], "operator")
+        phi = evaluate_coefficients(model.rhs_coefficients, m, model.f_N.shape[0], "rhs")
+    else:
+        theta, phi = coefficients
     c, x = model.operators.solve(theta, phi, n)
     eps, fp = norm_and_roundoff(est, x, n)
     if beta is None:
