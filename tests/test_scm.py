@@ -418,3 +418,21 @@ def test_online_input_validation(d60_scm):
         d60_scm(np.array([[1.0 + 1j, 1.0]]))
     assert d60_scm([1.0, 2.0]).shape == (1,)
     assert d60_scm(np.zeros((0, 2))).shape == (0,)
+
+
+@pytest.mark.parametrize("dense_limit", [None, 0], ids=["dense", "arpack"])
+def test_coercive_with_an_exactly_skew_term(dense_limit):
+    """A skew advection term has a zero Hermitian part: its box is [0, 0], the SCM runs on the rest."""
+    n = 60
+    h = 1.0 / (n + 1)
+    K = sp.csr_matrix(sp.diags([-np.ones(n - 1), 2 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1]) / h)
+    B = sp.csr_matrix(sp.diags([-np.ones(n - 1), np.ones(n - 1)], [-1, 1]) * 0.5)  # exactly skew
+    op = AffineOperator([K, B], lambda m: np.column_stack([m[:, 0], np.cos(m[:, 1])]))
+    train = np.column_stack([np.linspace(0.5, 2.0, 7), np.linspace(0.0, 3.0, 7)])
+    scm = SCM(op, K, train, dense_limit=dense_limit)
+    np.testing.assert_array_equal(scm.box[1], [0.0, 0.0])
+    mus = np.column_stack([np.linspace(0.6, 1.9, 5), np.linspace(0.1, 2.9, 5)])
+    lower = scm(mus)
+    assert scm.certified
+    assert np.all(lower <= mus[:, 0])  # alpha(mu) = mu_1 exactly (X = K, the skew part adds nothing)
+    assert np.all(lower >= 0.5 * mus[:, 0])

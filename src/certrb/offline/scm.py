@@ -269,6 +269,9 @@ class _Coercive:
         """Certified ``[l_q, u_q]`` per term; a diagonally dominant term's lower end is at least 0 (Gershgorin)."""
         rows = []
         for q, H in enumerate(self.H):
+            if H.count_nonzero() == 0:  # an exactly skew-Hermitian term (e.g. advection): y_q(v) = 0 for every v
+                rows.append((0.0, 0.0))
+                continue
             if self.dense:
                 w = sla.eigh(H.toarray(), self.Xd, eigvals_only=True)
                 lo, hi = float(w[0]), float(w[-1])
