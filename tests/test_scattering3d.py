@@ -24,7 +24,7 @@ from certrb.problems.scattering3d import (
     largest_wavenumber,
     scattering3d,
 )
-from certrb.study import scattering_study
+from certrb.study import SCATTERING_ESTIMATORS, _scattering_floors, scattering_study
 
 SMALL = dict(eim_train=21, eim_candidates=1000, scm_train=201)  # level 1: 80 triangles
 K_RANGE = (0.5, 1.5)
@@ -44,7 +44,8 @@ def _array(rows):
 @pytest.mark.e2e  # the level-1 3D study (EIM, SCM, greedy, truth solves)
 def test_json_has_the_required_keys_and_no_nan(study):
     for key in ("mie_relative_error", "violations", "bound", "true_error", "eim", "speedup", "stability", "greedy",
-                "truth_floor", "sizes", "test_wavenumbers", "timings"):
+                "truth_floor", "sizes", "test_wavenumbers", "timings", "floors", "floors_reached", "deviation",
+                "rel_residual", "indicator_rel_residual", "floor_reference"):
         assert key in study
     assert set(study["violations"]) == {"orthonormal", "expanded", "eim-stabilized", "eim", "point-basis"}
     json.dumps(study, allow_nan=False)
@@ -100,6 +101,24 @@ def test_bounds_are_sharp_and_the_error_reaches_the_interpolation_floor(study):
 
 
 @pytest.mark.e2e  # the level-1 3D study (EIM, SCM, greedy, truth solves)
+def test_floors_against_the_interpolated_truth_split_sqrt_u_from_u(study):
+    floors, reached = study["floors"], study["floors_reached"]
+    assert set(floors) == {"truth-double", *SCATTERING_ESTIMATORS}
+    assert reached["expanded"]
+    for name in ("orthonormal", "eim"):  # the u floors: at least 1e3 below the sqrt(u) floor of expanded
+        assert floors["expanded"] >= 1e3 * floors[name], name
+        assert floors[name] < 1e-12, name
+    assert 1e-10 < floors["expanded"] < 1e-5  # sqrt(u) = 1.1e-8 times the conditioning of the Gram form
+    ref = _array(study["rel_residual"]["truth-extended"])
+    assert np.nanmin(ref) < floors["orthonormal"] * 10  # the greedy went down to the u floors
+    dev = _array(study["deviation"]["orthonormal"])
+    assert np.all(dev[ref > 1e-12] < 0.01)
+    ind = study["indicator_rel_residual"]
+    assert len(ind["min"]) == len(study["sizes"])
+    assert 0 < min(ind["min"]) <= max(ind["max"]) < floors["expanded"]  # the indicator hides the u floors only
+
+
+@pytest.mark.e2e  # the level-1 3D study (EIM, SCM, greedy, truth solves)
 def test_scm_is_a_lower_bound_of_the_exact_inf_sup_constant(study):
     lower, exact = np.array(study["stability"]["lower_bound"]), np.array(study["stability"]["exact"])
     assert np.all(lower > 0.3 * exact)
@@ -110,6 +129,22 @@ def test_scm_is_a_lower_bound_of_the_exact_inf_sup_constant(study):
 def test_online_is_faster_than_a_truth_solve(study):
     assert study["speedup"]["speedup"] > 1.0
     assert study["speedup"]["n"] == study["sizes"][-1]
+
+
+def test_floors_are_where_the_deviation_from_the_extended_truth_exceeds_one_percent():
+    ref = np.array([[1e-2, 2e-2], [1e-8, 3e-8], [1e-14, 2e-14]])  # E0 extended, (n_sizes, n_test)
+    f_norm = np.array([1.0, 2.0])
+    sweep = {"f_norm": f_norm, "reference": {"truth-extended": list(ref), "truth-double": list(ref * (1 + 1e-4))},
+             "residual_norm": {"expanded": list(ref * [[1.0], [1.5], [3.0]]), "eim": [ref[0], None, ref[2] * 1.2]},
+             "interpolation": [np.array([1e-11, 3e-11]), np.array([2e-11, 5e-11]), np.array([4e-11, 1e-11])]}
+    got = _scattering_floors(sweep)
+    assert got["floors"] == pytest.approx({"expanded": 1.5e-8, "eim": 1e-14, "truth-double": 1e-14})
+    assert got["floors_reached"] == {"expanded": True, "eim": True, "truth-double": False}
+    assert got["deviation"]["eim"][1] == [None, None]  # not built at N = 2
+    assert got["rel_residual"]["truth-extended"][1] == pytest.approx([1e-8, 1.5e-8])
+    assert got["indicator_rel_residual"]["min"] == pytest.approx([1e-11, 2e-11, 5e-12])
+    assert got["indicator_rel_residual"]["max"] == pytest.approx([1.5e-11, 2.5e-11, 4e-11])
+    json.dumps(got, allow_nan=False)
 
 
 def test_entries_and_matrices_agree_bit_for_bit():
@@ -163,6 +198,8 @@ def test_cli_writes_json_and_png(tmp_path):
     assert "violations" in data
     assert (out / "scattering3d.png").stat().st_size > 20_000
     assert "speed-up" in result.output
+    assert "floors against the truth residual of the interpolated operator" in result.output
+    assert set(data["floors"]) == {"truth-double", *SCATTERING_ESTIMATORS}
 
 
 @pytest.mark.e2e

@@ -246,8 +246,27 @@ def _scattering_stability(ax, results: dict) -> None:
            title=f"Stability; online speed-up {speed['speedup']:.0f}x over assembly + solve")
 
 
+def _scattering_floor_scatter(ax, results: dict) -> None:
+    """Deviation from E0 extended of the interpolated operator against it, floors dotted, indicator shaded."""
+    _panel_scatter(ax, results)
+    ind = results["indicator_rel_residual"]
+    ax.axvspan(min(ind["min"]), max(ind["max"]), color="gray", alpha=0.15,
+               label="interpolation indicator / ||f|| (range, all N)")
+    ax.set(xlabel=r"E0 extended of the interpolated operator, $\|r_M\|_{V'} / \|f_M\|_{V'}$",
+           title="Floors against the interpolated operator's truth residual")
+
+
+def _scattering_floor_curves(ax, results: dict) -> None:
+    """Median relative residual per estimator and N, the indicator's range per N shaded."""
+    _panel_residuals(ax, results)
+    ind = results["indicator_rel_residual"]
+    ax.fill_between(results["sizes"], ind["min"], ind["max"], color="gray", alpha=0.25,
+                    label="interpolation indicator / ||f|| (min..max)")
+    ax.set(ylabel=r"median $\|r_M\|_{V'} / \|f_M\|_{V'}$", title="Residual norms of the interpolated operator")
+
+
 def plot_scattering_study(results: dict, path: str | Path, *, title: str = "") -> Path:
-    """Draw the six-panel figure of the 3D scattering study and save it.
+    """Draw the eight-panel figure of the 3D scattering study and save it.
 
     Parameters
     ----------
@@ -268,9 +287,9 @@ def plot_scattering_study(results: dict, path: str | Path, *, title: str = "") -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(19, 10), constrained_layout=True)
-    panels = (_scattering_bounds, _scattering_effectivity, _scattering_eim, _scattering_field, _scattering_mie,
-              _scattering_stability)
+    fig, axes = plt.subplots(2, 4, figsize=(25, 10), constrained_layout=True)
+    panels = (_scattering_bounds, _scattering_effectivity, _scattering_floor_curves, _scattering_eim,
+              _scattering_field, _scattering_mie, _scattering_stability, _scattering_floor_scatter)
     for panel, ax in zip(panels, axes.ravel(), strict=True):
         panel(ax, results)
         ax.grid(True, which="major", alpha=0.3)

@@ -31,6 +31,7 @@ from .bem import mean_edge_length, mie_neumann_trace, triangle_areas
 from .errors import EstimatorError
 from .io import save as save_model
 from .offline.builder import OfflineBuilder
+from .offline.estimators.truth import residual_norms
 from .offline.greedy import STAGNATION, GreedyResult, weak_greedy
 from .offline.matrix_eim import MatrixEIM
 from .offline.nonaffine import magic_entries
@@ -585,13 +586,22 @@ def _truths(model: Scattering3D, test: NDArray[np.float64], exact_inf_sup: bool,
 def _scattering_sweep(model: Scattering3D, basis: NDArray, test: NDArray, truths: _Truths,
                       estimators: Sequence[str], train: NDArray, seed: int, max_points: int,
                       progress: Progress) -> dict:
-    """Bounds (absolute) per estimator and true errors for N = 1..N_max at the test wavenumbers."""
+    """Bounds (absolute) per estimator and true errors for N = 1..N_max at the test wavenumbers.
+
+    Also the truth residual norms (E0, double and extended) of the interpolated affine
+    problem the reduced model reduces, at the coefficients the estimators were evaluated
+    at (``step.residual``, as :func:`certrb.truth_residual_norm` forms them), and
+    ``||f_M(k)||_{V'}`` of its interpolated right-hand side.
+    """
     problem = model.problem
     interpolation = model.interpolation_bound(basis)
     builder = OfflineBuilder(problem, estimators, options={"point-basis": {"max_points": max_points}})
     out: dict = {"bound": {name: [] for name in estimators}, "residual_norm": {name: [] for name in estimators},
                  "interpolation": [], "true_error": [], "stability": problem.stability_lower_bound(test),
-                 "sizes": list(range(1, basis.shape[1] + 1)), "precomputation": _new_precomputation(estimators)}
+                 "sizes": list(range(1, basis.shape[1] + 1)), "precomputation": _new_precomputation(estimators),
+                 "reference": {"truth-extended": [], "truth-double": []},
+                 "f_norm": np.asarray(problem.inner_product.dual_norms(problem.rhs.assemble(test).T, refine=2),
+                                      dtype=float)}
     for step in sweep_estimators(builder, basis, estimators, test, train=train, seed=seed,
                                  interpolation=interpolation, progress=progress,
                                  stage="bounds and true errors per N"):
@@ -602,6 +612,9 @@ def _scattering_sweep(model: Scattering3D, basis: NDArray, test: NDArray, truths
             out["residual_norm"][name].append(None if res is None else res.residual_norm)
         c = step.coefficients
         out["true_error"].append(problem.inner_product.norms((truths.phi - c @ basis[:, :step.n].T).T))
+        for precision in ("extended", "double"):  # E0 of the interpolated operator, term by term
+            out["reference"][f"truth-{precision}"].append(residual_norms(problem, basis, step.residual,
+                                                                          precision=precision))
         out["interpolation"].append(interpolation(test, c))
     return out
 
@@ -728,7 +741,11 @@ def scattering_study(
         ``greedy`` (with the selected wavenumbers ``k``, run with the default stagnation
         stop, recorded in ``settings``); ``precomputation`` (as :func:`roundoff_study`); ``speedup``;
         ``mie_relative_error`` (``truth`` per test wavenumber, ``rb`` at one of them,
-        with the surface ``field``); ``timings``.
+        with the surface ``field``); ``timings``. The per-estimator floors against the truth
+        residual of the interpolated operator (E0 extended of the affine problem, so that the
+        interpolation error is separated; ``floor_reference``): ``rel_residual``, ``deviation``,
+        ``floors``, ``floors_reached`` as in :func:`roundoff_study`, with the interpolation
+        indicator on the same scale beside them (``indicator_rel_residual``).
 
     Raises
     ------
@@ -800,4 +817,38 @@ def _scattering_summary(model: Scattering3D, test: NDArray, truths: _Truths, swe
                       "exact": None if truths.inf_sup is None else truths.inf_sup.tolist()},
         "greedy": {**_greedy_record(greedy), "k": [float(s.mu[0]) for s in greedy.history]},
         "precomputation": _precomputation_summary(sweep["precomputation"], sweep["sizes"], problem),
+        **_scattering_floors(sweep),
     }
+
+
+FLOOR_REFERENCE = ("E0 of the interpolated operator: ||f_M(k) - A_M(k) u_N(k)||_{V'} of the affine problem the "
+                   "reduced model reduces (the kept EIM terms), formed term by term in extended precision, over "
+                   "||f_M(k)||_{V'}; the interpolation error is not in it (the indicator estimates it)")
+
+
+def _scattering_floors(sweep: dict) -> dict:
+    """Per-estimator floors against E0 extended of the interpolated operator, as in :func:`roundoff_study`.
+
+    Returns the keys ``floor_reference`` (what the reference is), ``rel_residual[name]``
+    (per N and test wavenumber, over ``||f_M||_{V'}``: ``truth-extended``, ``truth-double``
+    and each estimator, None where not built), ``deviation[name]`` (relative deviation
+    from ``truth-extended``), ``floors`` and ``floors_reached`` (:func:`estimator_floor`)
+    and ``indicator_rel_residual`` (the interpolation indicator over ``||f_M||_{V'}``, on
+    the same scale: per N its ``min`` and ``max`` over the test wavenumbers, and the ``rows``).
+    """
+    f_norm = sweep["f_norm"]
+    ref = np.array(sweep["reference"]["truth-extended"])  # (n_sizes, n_test)
+    rel_ref = ref / f_norm
+    rel, dev, floors, reached = {"truth-extended": rel_ref}, {}, {}, {}
+    for name, rows in {"truth-double": sweep["reference"]["truth-double"], **sweep["residual_norm"]}.items():
+        arr = _filled(rows, ref.shape[1])
+        rel[name] = arr / f_norm
+        dev[name] = np.abs(arr - ref) / ref
+        floors[name], reached[name] = estimator_floor(rel_ref.ravel(), dev[name].ravel())
+    indicator = np.array(sweep["interpolation"]) / f_norm
+    return {"floor_reference": FLOOR_REFERENCE,
+            "rel_residual": {name: _rows(list(arr)) for name, arr in rel.items()},
+            "deviation": {name: _rows(list(arr)) for name, arr in dev.items()},
+            "floors": floors, "floors_reached": reached,
+            "indicator_rel_residual": {"min": indicator.min(axis=1).tolist(), "max": indicator.max(axis=1).tolist(),
+                                       "rows": _rows(list(indicator))}}
