@@ -459,8 +459,8 @@ def _record_per_n(out: dict, step: SweepStep) -> None:
     sq = step.models.get("point-basis-square")
     square = None if sq is None else sq.estimators["point-basis-square"]
     assert square is None or isinstance(square, PointBasisSquareEstimator)
-    finite = square is not None and bool(np.isfinite(square.condition))  # inf: an exactly zero singular value
-    out["point_basis_square"]["condition"].append(square.condition if finite else None)
+    condition = None if square is None or not np.isfinite(square.condition) else square.condition  # inf: singular
+    out["point_basis_square"]["condition"].append(condition)
     out["point_basis_square"]["rank"].append(None if square is None else square.rank)
     out["point_basis_square"]["points"].append(None if square is None else int(square.eps2.size))
     for name in ("eim", "eim-stabilized"):
