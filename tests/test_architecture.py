@@ -19,7 +19,7 @@ import pytest
 import certrb
 
 SRC = Path(certrb.__file__).resolve().parent
-FACE = ("certrb.cli", "certrb.plots", "certrb.study", "certrb.dictionary_study")
+FACE = ("certrb.cli", "certrb.plots", "certrb.study", "certrb.dictionary_study", "certrb.offline_floor")
 FORBIDDEN_ONLINE = ("scipy.sparse",)
 
 

@@ -17,9 +17,10 @@ runner = CliRunner()
 def test_reproduce_diffusion1d_writes_json_and_png(tmp_path):
     out = tmp_path / "res"
     result = runner.invoke(app, ["reproduce", "diffusion1d", "--elements", "60", "--train", "60", "--test", "10",
-                                 "--max-basis", "8", "--max-points", "200", "--out", str(out)])
+                                 "--max-basis", "8", "--max-points", "200", "--no-offline-sweep", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "diffusion1d.json").read_text())
+    assert "offline_solve_sweep" not in data  # tests/test_offline_floor.py covers the sweep
     assert data["problem"]["name"] == "diffusion1d"
     assert data["problem"]["n_elements"] == 60
     assert "truth-double" in data["floors"]

@@ -193,13 +193,25 @@ def _progress_bars(verbose: bool) -> Iterator[Callable[[str, int, int], None]]:
         yield progress
 
 
-def _run_study(name: str, problem, settings: dict, describe: dict, out: Path, verbose: bool) -> None:
-    """Run :func:`certrb.study.roundoff_study` with progress bars; write ``out/name.json`` and ``.png``."""
+def _run_study(name: str, problem, settings: dict, describe: dict, out: Path, verbose: bool,
+               offline_sweep: bool = False) -> None:
+    """Run :func:`certrb.study.roundoff_study` with progress bars; write ``out/name.json`` and ``.png``.
+
+    ``offline_sweep`` adds :func:`certrb.offline_floor.offline_solve_sweep` (the floors against
+    the accuracy of the offline solves) to the JSON, as ``offline_solve_sweep``.
+    """
     from .plots import plot_roundoff_study
     from .study import roundoff_study
 
     with _progress_bars(verbose) as progress:
         results = roundoff_study(problem, progress=progress, **settings)
+        if offline_sweep:
+            from .offline_floor import STUDY, offline_solve_sweep
+
+            progress("offline-solve sweep", 0, 1)
+            results["offline_solve_sweep"] = {"settings": STUDY,
+                                              **offline_solve_sweep(problem, STUDY, settings["seed"])}
+            progress("offline-solve sweep", 1, 1)
     results["problem"].update(name=name, **describe)
     json_path, png_path = out / f"{name}.json", out / f"{name}.png"
     write_json_atomic(results, json_path)
@@ -234,6 +246,8 @@ def reproduce_diffusion1d(
     max_basis: _MaxBasis = 40,
     max_points: _MaxPoints = 10000,
     seed: _Seed = 0,
+    offline_sweep: Annotated[bool, typer.Option(help="Also sweep the accuracy of the offline solves "
+                                                     "(floors against eta, about 40 s).")] = True,
     out: _Out = Path("results"),
     verbose: _Verbose = False,
 ) -> None:
@@ -242,7 +256,8 @@ def reproduce_diffusion1d(
 
     check_writable_folder(out, "--out")
     settings = dict(n_train=train, n_test=test, max_basis=max_basis, seed=seed, max_points=max_points)
-    _run_study("diffusion1d", diffusion1d(elements), settings, {"n_elements": elements}, out, verbose)
+    _run_study("diffusion1d", diffusion1d(elements), settings, {"n_elements": elements}, out, verbose,
+               offline_sweep=offline_sweep)
 
 
 @reproduce_app.command("helmholtz1d")
