@@ -125,10 +125,17 @@ def _coercivity(problem: certrb.Problem, kinds: list[str]) -> tuple[Any, str]:
         if active_kinds == {"constant"}:
             value = float(stab(mus[:1])[0])
             return ConstantParameterFunctional(value), "constant"
+        shifts = getattr(stab, "shifts", None)
+        shift = 0.0 if shifts is None else float(shifts[0])
         if (active_kinds == {"projection"} and np.all(active) and np.all(theta_ref == theta_ref[0])
-                and np.array_equal(np.sort(theta, axis=1), np.sort(mus, axis=1))):
-            # theta is a permutation of mu, all active with equal reference values
-            expr = f"{float(alpha_ref) / float(theta_ref[0])!r} * min({PARAMETER})"
+                and np.array_equal(np.sort(theta, axis=1), np.sort(mus, axis=1))
+                and (shifts is None or np.all(shifts == shift))):
+            # theta is a permutation of mu, all active with equal reference values (and equal term shifts eps:
+            # alpha_LB = min_q theta_q (alpha_ref + eps sum theta_ref) / theta_ref_q - eps sum_q theta_q)
+            top = float(alpha_ref) + shift * float(np.sum(theta_ref))
+            expr = f"{top / float(theta_ref[0])!r} * min({PARAMETER})"
+            if shift:
+                expr += f" - {shift!r} * sum({PARAMETER})"
             return ExpressionParameterFunctional(expr, {PARAMETER: problem.parameter_space.dim}), "expression"
 
     def mapping(mu):
