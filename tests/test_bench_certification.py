@@ -52,7 +52,8 @@ def test_certification_quick_without_pymor(tmp_path, run_script):
 def test_certification_quick_with_pymor(tmp_path, run_script):
     record = run_quick(run_script, tmp_path)
     assert record["pymor"]["available"] is True
-    assert set(record["problems"]) == {"thermal_block", "diffusion1d"}
+    # the two study problems and the ill-conditioned H1 family (X = K + w M), pyMOR side by side on each
+    assert set(record["problems"]) == {"thermal_block", "diffusion1d", "h1_w1", "h1_w1e-6", "h1_w1e-10"}
     for rec in record["problems"].values():
         check_problem(rec, SERIES)
         assert {"pymor_stable", "pymor_classical"} <= set(rec["pymor"])
