@@ -44,6 +44,7 @@ def test_sweep_grows_the_basis_and_skips_what_cannot_be_built():
 def study():
     stages = []
     results = roundoff_study(diffusion1d(120), n_train=150, n_test=25, max_basis=24, seed=1, max_points=800,
+                             square_points=300,
                              progress=lambda s, d, t: stages.append(s))
     return results, stages
 

@@ -331,6 +331,7 @@ def roundoff_study(
     tol: float = 1e-14,
     seed: int = 0,
     max_points: int = 10000,
+    square_points: int = SQUARE_POINTS,
     drivers: tuple[str, ...] = ("orthonormal", "expanded", "eim-stabilized"),
     progress: Progress | None = None,
 ) -> dict:
@@ -349,6 +350,8 @@ def roundoff_study(
         Seed of all random choices.
     max_points : int
         Largest ``d`` for which the point-basis estimator is built.
+    square_points : int
+        Largest square system ``T`` (``d x d``, dense LU) of ``point-basis-square``.
     drivers : tuple of str
         Estimators driving one greedy each; the basis of the first is studied.
     progress : callable, optional
@@ -388,7 +391,7 @@ def roundoff_study(
     greedies = _run_greedies(problem, train, drivers, max_basis, tol, seed, progress)
     timings["greedies"] = time.perf_counter() - t0
     main = greedies[drivers[0]].model
-    sweep = _roundoff_sweep(problem, main, train, test, seed, max_points, progress)
+    sweep = _roundoff_sweep(problem, main, train, test, seed, max_points, square_points, progress)
     timings["sweep"] = time.perf_counter() - t0 - timings["greedies"]
     return _summarize(problem, sweep, greedies, timings, dict(n_train=n_train, n_test=n_test, max_basis=max_basis,
                                                                 tol=tol, seed=seed, max_points=max_points,
@@ -397,7 +400,7 @@ def roundoff_study(
 
 
 def _roundoff_sweep(problem: Problem, model: ReducedModel, train: NDArray, test: NDArray, seed: int,
-                    max_points: int, progress: Progress) -> dict:
+                    max_points: int, square_points: int, progress: Progress) -> dict:
     """Per N: truth references, the greedy model's nested estimates and true errors, the per-N estimators."""
     ip = problem.inner_product
     U = problem.solve(test, refine=2)
@@ -411,7 +414,7 @@ def _roundoff_sweep(problem: Problem, model: ReducedModel, train: NDArray, test:
                  "eim_terms": {"eim": [], "eim-stabilized": []}, "expanded_negative": [], "n_components": [],
                  "precomputation": _new_precomputation(STUDY_ESTIMATORS)}
     builder = OfflineBuilder(problem, STUDY_ESTIMATORS, options={"point-basis": {"max_points": max_points},
-                                                                 "point-basis-square": {"max_points": SQUARE_POINTS}})
+                                                                 "point-basis-square": {"max_points": square_points}})
     basis = model.basis
     assert basis is not None  # weak_greedy keeps the basis
     # every estimator is frozen per N (expanded and orthonormal too, for their offline counts and times);
