@@ -133,6 +133,7 @@ def test_build_checks_the_output_paths_before_running(built, tmp_path):
         assert "greedy" not in result.output
 
 
+@pytest.mark.e2e
 def test_the_certrb_command_in_a_fresh_process(built):
     model_path = built[1]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}

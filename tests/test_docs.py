@@ -115,6 +115,7 @@ def docs_folder(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.e2e  # every block of README and docs, in CI's second step (the README's quick start alone takes ~10 s)
 @pytest.mark.parametrize("path", _with_blocks(DOC_FILES), ids=lambda p: p.name)
 def test_code_blocks_run(path, docs_folder):
     assert run_file(path, dask=False) > 0

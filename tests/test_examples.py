@@ -36,6 +36,7 @@ def test_skfem_example_bound_holds(tmp_path):
     np.testing.assert_array_equal(reloaded.evaluate(test).output, res.output)
 
 
+@pytest.mark.e2e
 def test_own_model_folder_spec_and_python_build_the_same_model(tmp_path, run_script):
     """examples/own_model: five matrix files, then the 22-line spec (certrb build) and the Python version."""
     import shutil
