@@ -16,6 +16,7 @@ from certrb.offline.clustering import (
     query_cost,
     sine_dissimilarity,
     sizes_for_tolerance,
+    strong_greedy_size,
 )
 
 pytest.importorskip("kmedoids")
@@ -88,6 +89,39 @@ def test_sizes_for_tolerance_reads_the_rank(inner):
     assert sizes_for_tolerance(G, 1e-6, 10) == 3
     assert sizes_for_tolerance(G, 1e-6, 2) == 2  # capped
     assert sizes_for_tolerance(G, 2.0, 10) == 0
+
+
+def _explicit_strong_greedy(U, X, tol):
+    """Strong greedy by explicit X-projections: add the worst approximated snapshot until all are within tol."""
+    chosen: list[int] = []
+    while True:
+        if chosen:
+            B = U[chosen].T
+            P = B @ np.linalg.solve(B.T @ X @ B, B.T @ X)
+            R = U.T - P @ U.T
+        else:
+            R = U.T
+        rel = np.sqrt(np.einsum("ij,ik,kj->j", R, X, R) / np.einsum("ij,ik,kj->j", U.T, X, U.T))
+        if rel.max() <= tol:
+            return len(chosen), rel
+        chosen.append(int(np.argmax(rel)))
+
+
+def test_strong_greedy_size_matches_explicit_projections(inner):
+    rng = np.random.default_rng(5)
+    U = rng.standard_normal((12, 12)) * np.logspace(0, -6, 12)[None, :]  # decaying, full rank
+    U = U @ rng.standard_normal((12, 12))
+    G = gram(U, inner)
+    X = inner.matrix.toarray()
+    for tol in (0.5, 1e-2, 1e-4):
+        n, _ = _explicit_strong_greedy(U, X, tol)
+        assert strong_greedy_size(G, tol, 12) == n
+    assert strong_greedy_size(G, 1e-4, 2) == 2  # capped
+    low = rng.standard_normal((9, 3)) @ rng.standard_normal((3, 12))  # rank 3
+    assert strong_greedy_size(gram(low, inner), 1e-6, 9) == 3
+    assert strong_greedy_size(G, 2.0, 12) == 0
+    with pytest.raises(ShapeError, match="positive diagonal"):
+        strong_greedy_size(np.diag([1.0, 0.0]), 0.1, 2)
 
 
 @pytest.mark.parametrize("method", METHODS)

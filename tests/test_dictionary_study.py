@@ -15,6 +15,7 @@ from certrb.dictionary_study import (
     advection_problem,
     dictionary_studies,
     dictionary_study,
+    helmholtz_problem,
     plot_dictionary_study,
 )
 
@@ -51,11 +52,12 @@ def test_advection_problem_rejects_bad_ranges():
 @pytest.fixture(scope="module")
 def tiny(small_advection):
     return dictionary_study(small_advection, tol=1e-3, max_basis=20, n_train=60, n_test=20, n_clusters=3,
-                            counts=(2, 3), n_single=4, repeats=1, seed=0)
+                            counts=(2, 3), n_batch=50, n_single=4, repeats=1, seed=0)
 
 
 def test_tiny_study_reports_every_measure(tiny, tmp_path):
     json.dumps(tiny, allow_nan=False)  # JSON-ready
+    assert tiny["problem"]["n_batch"] == 50
     assert tiny["sizes"]["n_clusters"] == len(tiny["sizes"]["local"]) == 3
     assert max(tiny["sizes"]["local"]) <= tiny["sizes"]["global"]
     assert set(tiny["violations"]) == {"global", "nearest", "bound", "nearest-then-bound"}
@@ -88,6 +90,43 @@ def test_tiny_study_reports_every_measure(tiny, tmp_path):
     assert png.stat().st_size > 10_000
 
 
+def _infsup(problem, ks):
+    """Exact inf-sup constants at wavenumbers ``ks`` in the problem's own norm (dense SVDs)."""
+    import scipy.linalg as sla
+
+    X = problem.inner_product.matrix.toarray()
+    Li = np.linalg.inv(np.linalg.cholesky(X))
+    mus = np.asarray(ks, dtype=float)[:, None]
+    return np.array([sla.svdvals(Li @ problem.operator.assemble(t).toarray() @ Li.T)[-1]
+                     for t in problem.operator.theta(mus)])
+
+
+def test_helmholtz_problem_uses_the_wavenumber_weighted_norm_and_certifies_it():
+    p = helmholtz_problem(40, 6.0, k_ref=3.0, scm_train=40, scm_iter=20)
+    K, M, _ = p.operator.terms
+    assert abs(p.inner_product.matrix - (K + 9.0 * M)).max() == 0
+    ks = np.linspace(1.0, 6.0, 23)
+    lower, exact = p.stability(ks[:, None]), _infsup(p, ks)
+    assert np.all(lower > 0)
+    assert np.all(lower <= exact * (1 + 1e-9))
+
+
+def test_helmholtz_problem_rejects_a_non_positive_reference_wavenumber():
+    with pytest.raises(ValueError, match="k_ref"):
+        helmholtz_problem(40, 6.0, k_ref=0.0)
+
+
+@pytest.mark.slow
+def test_helmholtz_scm_bounds_stay_positive_up_to_k_40():
+    """The default Helmholtz problem: the SCM certifies beta(k) > 0 on a fine grid of [1, 40]."""
+    p = helmholtz_problem()
+    ks = np.linspace(1.0, 40.0, 781)
+    lower, exact = p.stability(ks[:, None]), _infsup(p, ks)
+    assert np.all(lower > 0)
+    assert np.all(lower <= exact * (1 + 1e-9))
+    assert np.min(lower / exact) > 0.3
+
+
 def test_studies_reject_unknown_problems():
     with pytest.raises(ValueError, match="unknown problems"):
         dictionary_studies(["helmholtz2d"])
@@ -96,8 +135,8 @@ def test_studies_reject_unknown_problems():
 def test_cli_writes_json_and_one_png_per_problem(tmp_path):
     out = tmp_path / "res"
     result = CliRunner().invoke(app, ["reproduce", "dictionary", "--problem", "advection2d", "--grid", "5",
-                                      "--pe-max", "20", "--train", "30", "--test", "6", "--tol", "1e-2",
-                                      "--max-basis", "10", "--clusters", "2", "--out", str(out)])
+                                      "--pe-max", "20", "--train", "30", "--test", "6", "--batch", "40",
+                                      "--tol", "1e-2", "--max-basis", "10", "--clusters", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "dictionary.json").read_text())
     assert list(data) == ["advection2d"]

@@ -309,9 +309,10 @@ def reproduce_dictionary(
     angle_max: Annotated[float, typer.Option(min=0.01, help="Largest transport angle (radians; range [0, "
                                                             "angle_max]).")] = 1.5707963267948966,
     elements: Annotated[int, typer.Option(min=2, help="Number of P1 elements of the Helmholtz problem.")] = 100,
-    k_max: Annotated[float, typer.Option(min=1.0, help="Largest wavenumber (range [1, k_max]).")] = 20.0,
+    k_max: Annotated[float, typer.Option(min=1.0, help="Largest wavenumber (range [1, k_max]).")] = 40.0,
     train: Annotated[int, typer.Option(min=0, help="Random training parameters (0: each problem's default).")] = 0,
     test: _Test = 100,
+    batch: Annotated[int, typer.Option(min=1, help="Random parameters of the batched online timing.")] = 2000,
     tol: Annotated[float, typer.Option(min=0.0, help="Relative tolerance of the global and local greedies "
                                                      "(0: each problem's default).")] = 0.0,
     max_basis: Annotated[int, typer.Option(min=0, help="Largest basis size N (0: each problem's default).")] = 0,
@@ -330,7 +331,7 @@ def reproduce_dictionary(
         raise typer.BadParameter(f"must be 'all' or one of {', '.join(PROBLEMS)}; got {problem!r}",
                                  param_hint="--problem")
     check_writable_folder(out, "--out")
-    options: dict[str, Any] = {"n_test": test, "n_clusters": clusters or "auto", "seed": seed}
+    options: dict[str, Any] = {"n_test": test, "n_batch": batch, "n_clusters": clusters or "auto", "seed": seed}
     for key, value in (("n_train", train), ("tol", tol), ("max_basis", max_basis), ("max_clusters", max_clusters)):
         if value:
             options[key] = value

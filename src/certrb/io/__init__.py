@@ -15,6 +15,8 @@ Layout of a file (format ``"certrb-model"``, version 2)::
     /output/l_N (Q_l, N), /output/dual_gram (Q_l, Q_l) if there is an output
     /stability/theta_ref (Q_a,), /stability/alpha_ref ()   for min-theta bounds,
     /stability/shifts (Q_a,) (optional), /stability/certified () (1.0 if proved, 0.0 if assumed)
+    /stability/values (n_1, .., n_P), /stability/theta (n_nodes, Q_a), /stability/gamma (Q_a,),
+    /stability/quality ()                               for Lipschitz grid bounds
     /estimators/<key>/<array>                           ``Estimator.to_arrays()``
     /functions/<attribute>/<array>, /interpolation/<array>   data-backed objects (records)
 

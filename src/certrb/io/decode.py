@@ -21,6 +21,7 @@ from ..online.estimators.orthonormal import OrthonormalEstimator
 from ..online.estimators.point_basis import PointBasisEstimator
 from ..online.estimators.point_basis_square import PointBasisSquareEstimator
 from ..online.expressions import ExpressionCoefficients
+from ..online.lipschitz import LipschitzBound
 from ..online.model import ReducedModel, ReducedOutput
 from ..online.parameters import ParameterSpace
 from ..online.scm import SCMBound
@@ -133,7 +134,7 @@ def decode(data: Datasets, attrs: Attrs, ctx: Context) -> ReducedModel:
     output = None if output_data is None else ReducedOutput(
         _function(data, attrs, "output_coefficients", ctx, names, output_data[0].shape[0]), *output_data)
     stability = _make_stability(kind, _function(data, attrs, "stability", ctx, names, stability_terms),
-                                stability_data, ctx)
+                                stability_data, space, ctx)
     return ReducedModel(space, theta, phi, A_N, f_N, stability, estimators, default, output, basis, interpolation,
                         weights)
 
@@ -240,8 +241,14 @@ def _stability_data(data: Datasets, attrs: Attrs, ctx: Context, q_a: int,
         shifts = _array(data, "stability/shifts", ctx, _REAL, (q_a,)) if "stability/shifts" in data else None
         return kind, {"theta_ref": theta_ref, "shifts": shifts, "certified": _certified_flag(data, ctx),
                       "alpha_ref": float(_array(data, "stability/alpha_ref", ctx, _REAL, ())[()])}, q_a
+    if kind == "lipschitz":
+        values = _array(data, "stability/values", ctx, _REAL, (None,) * p)
+        return kind, {"values": values, "theta": _array(data, "stability/theta", ctx, _DOUBLE, (values.size, q_a)),
+                      "gamma": _array(data, "stability/gamma", ctx, _REAL, (q_a,)),
+                      "quality": float(_array(data, "stability/quality", ctx, _REAL, (), finite=False)[()]),
+                      "certified": _certified_flag(data, ctx)}, q_a
     if kind != "scm":
-        raise ctx.attr_error("stability_kind", f"is {kind!r}; expected 'callable', 'min-theta' or 'scm'")
+        raise ctx.attr_error("stability_kind", f"is {kind!r}; expected 'callable', 'min-theta', 'scm' or 'lipschitz'")
     spec = _attr_json(attrs, "scm", ctx)
     if not (isinstance(spec, dict) and spec.keys() == _SCM_SPEC.keys() and all(
             type(spec[key]) is t for key, t in _SCM_SPEC.items())):
@@ -261,7 +268,8 @@ def _certified_flag(data: Datasets, ctx: Context) -> bool:
     return flag == 1.0
 
 
-def _make_stability(kind: str, coefficients: Callable, fields: dict[str, Any], ctx: Context) -> Callable:
+def _make_stability(kind: str, coefficients: Callable, fields: dict[str, Any], space: ParameterSpace,
+                    ctx: Context) -> Callable:
     if kind == "callable":
         if isinstance(coefficients, ExpressionCoefficients | Conjugated):
             raise ctx.attr_error("stability", "holds coefficients (n_mu, Q), not a stability bound (n_mu,)")
@@ -269,6 +277,8 @@ def _make_stability(kind: str, coefficients: Callable, fields: dict[str, Any], c
     try:
         if kind == "min-theta":
             return MinThetaBound(coefficients, **fields)
+        if kind == "lipschitz":
+            return LipschitzBound(coefficients, space, **fields)
         return SCMBound.from_data(coefficients, **fields)
     except ValueError as exc:
         raise ctx.error("stability", f"is invalid: {exc}") from None

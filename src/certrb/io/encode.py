@@ -15,6 +15,7 @@ from ..online import nonaffine
 from ..online.coefficients import Conjugated
 from ..online.estimators import ESTIMATOR_NAMES, EVALUATORS, Estimator
 from ..online.expressions import ExpressionCoefficients
+from ..online.lipschitz import LipschitzBound
 from ..online.model import ReducedModel, ReducedOutput
 from ..online.scm import SCMBound
 from ..online.stability import MinThetaBound
@@ -103,6 +104,11 @@ def _encode_stability(stability: Callable, data: Datasets, attrs: Attrs) -> None
         for key in _SCM_ARRAYS:
             data[f"stability/{key}"] = np.asarray(getattr(stability, key))
         data["stability/certified"] = np.asarray(float(stability.certified))
+    elif isinstance(stability, LipschitzBound):
+        attrs["stability_kind"] = "lipschitz"
+        attrs["stability"] = _encode_function(stability.coefficients, "stability", data)
+        for key, value in stability.to_arrays().items():
+            data[f"stability/{key}"] = np.asarray(value)
     else:
         attrs["stability_kind"] = "callable"
         attrs["stability"] = _encode_function(stability, "stability", data)

@@ -7,9 +7,12 @@ from the line through ``v``, so a k-medoids clustering with it minimizes the sum
 one-dimensional relative projection errors onto the medoids (docs/dictionary.md). Euclidean
 k-means on the scaled parameters and on the snapshots (in X) are the baselines.
 
-The a priori criterion reads the POD spectra per cluster: the size a local model needs for a
-tolerance is predicted as the smallest POD size whose worst relative projection error over the
-cluster's snapshots is within the tolerance, and the online and offline costs follow from the sizes.
+The a priori criterion predicts the size a local model needs for a tolerance as the size of
+the *strong* greedy on the model's training snapshots (a pivoted Cholesky factorization of their
+Gram matrix, stopped when the worst relative projection error is within the tolerance): the
+weak greedy that builds the model is that algorithm with the error replaced by its bound. The
+online and offline costs follow from the sizes. POD sizes (:func:`sizes_for_tolerance`, the
+papers' widths) serve the comparison of clusterings.
 """
 
 from __future__ import annotations
@@ -21,12 +24,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ShapeError
-from ..online.dictionary import unit_coordinates
-from ..online.parameters import ParameterSpace
+from ..online.parameters import ParameterSpace, unit_coordinates
 from .innerproduct import InnerProduct
 
 __all__ = ["METHODS", "Clustering", "Prediction", "cluster", "gram", "kmeans", "kmedoids", "predict",
-           "projection_errors", "query_cost", "sine_dissimilarity", "sizes_for_tolerance"]
+           "projection_errors", "query_cost", "sine_dissimilarity", "sizes_for_tolerance", "strong_greedy_size"]
 
 METHODS = ("sine", "euclidean-parameters", "euclidean-snapshots")
 """Clustering methods: k-medoids on the sine dissimilarity, k-means on scaled parameters or on snapshots."""
@@ -217,6 +219,37 @@ def sizes_for_tolerance(G: NDArray, tol: float, max_size: int) -> int:
     return int(hit[0]) if hit.size else int(max_size)
 
 
+def strong_greedy_size(G: NDArray, tol: float, max_size: int) -> int:
+    """Size at which the strong greedy on the snapshots of ``G`` reaches a worst relative error ``<= tol``.
+
+    The strong greedy adds, at each step, the snapshot worst approximated (relative X-error)
+    by the span of those already chosen; on the Gram matrix ``G`` (m, m) this is a pivoted
+    Cholesky factorization ``G ~ L L^H`` whose residual diagonal ``d_j`` is the squared error
+    of snapshot ``j``. Capped at ``max_size`` (returned when no size up to it reaches ``tol``).
+    """
+    norms = G.diagonal().real.copy()
+    if not (norms > 0).all():
+        raise ShapeError("the Gram matrix needs non-zero snapshots (a positive diagonal)")
+    m = G.shape[0]
+    cap = min(int(max_size), m)
+    L = np.zeros((m, cap), dtype=G.dtype)
+    d = norms.copy()
+    for n in range(cap + 1):
+        rel = np.clip(d, 0.0, None) / norms
+        if np.sqrt(rel.max()) <= tol:
+            return n
+        if n == cap:
+            break
+        j = int(np.argmax(rel))
+        if not d[j] > 0:  # the factorization lost the remaining digits
+            break
+        column = (G[:, j] - L[:, :n] @ L[j, :n].conj()) / np.sqrt(d[j])
+        L[:, n] = column
+        d = d - np.abs(column) ** 2
+        d[j] = 0.0
+    return int(max_size)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """The a priori criterion for one clustering.
@@ -270,7 +303,7 @@ def predict(G: NDArray, clustering: Clustering, tol: float, max_basis: int, *, q
     sets = [clustering.members(c) for c in range(clustering.n_clusters)] if train_sets is None else train_sets
     if len(sets) != clustering.n_clusters:
         raise ShapeError(f"train_sets must hold one index set per cluster ({clustering.n_clusters}); got {len(sets)}")
-    sizes = np.array([sizes_for_tolerance(G[np.ix_(m, m)], tol, max_basis) for m in sets], dtype=np.intp)
+    sizes = np.array([strong_greedy_size(G[np.ix_(m, m)], tol, max_basis) for m in sets], dtype=np.intp)
     k = min(int(n_candidates), clustering.n_clusters)
     online = k * query_cost(int(sizes.max()), q_a, q_f)
     if clustering.n_clusters > 1:

@@ -18,8 +18,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ShapeError
-from ..online.dictionary import Dictionary, check_selection, unit_coordinates
+from ..online.dictionary import Dictionary, check_selection
 from ..online.model import ReducedModel
+from ..online.parameters import unit_coordinates
 from ..parallel import ParallelMap
 from .clustering import METHODS, Clustering, Prediction, cluster, gram, predict
 from .greedy import weak_greedy

@@ -28,27 +28,16 @@ from ..errors import ShapeError
 from .coefficients import evaluate_coefficients
 from .evaluate import OnlineResult, evaluate_batch
 from .model import ReducedModel
-from .parameters import ParameterSpace
+from .parameters import ParameterSpace, unit_coordinates
 from .stability import check_stability
 
-__all__ = ["SELECTIONS", "Dictionary", "DictionaryResult", "unit_coordinates"]
+__all__ = ["SELECTIONS", "Dictionary", "DictionaryResult"]
 
 SELECTIONS = ("nearest", "bound", "nearest-then-bound")
 """The online selection rules."""
 
 _FIELDS = ("residual_norm", "stability", "bound", "relative_bound", "output", "output_bound",
            "interpolation_error", "roundoff", "estimate")
-
-
-def unit_coordinates(space: ParameterSpace, mus: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Parameters (n_mu, P) mapped to the unit box (log axes in ``log mu``); float64, same shape."""
-    lo, hi = space.lower.copy(), space.upper.copy()
-    m = np.array(mus, dtype=np.float64)
-    for i, s in enumerate(space.scale):
-        if s == "log":
-            lo[i], hi[i], m[:, i] = np.log(lo[i]), np.log(hi[i]), np.log(m[:, i])
-    width = np.where(hi > lo, hi - lo, 1.0)
-    return (m - lo) / width
 
 
 @dataclass(eq=False, slots=True)

@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ParameterError
 
-__all__ = ["ParameterSpace"]
+__all__ = ["ParameterSpace", "unit_coordinates"]
 
 _SCALES = ("linear", "log")
 
@@ -109,7 +109,7 @@ class ParameterSpace:
             raise ParameterError(f"n must be a non-negative integer; got {n!r}")
         gen = np.random.default_rng(rng)
         u = gen.random((int(n), self.dim))
-        return self._from_unit(u)
+        return self.from_unit(u)
 
     def grid(self, n_per_axis: int | Sequence[int]) -> NDArray[np.float64]:
         """Tensor grid with ``n_per_axis`` points per axis (scaled as the axis).
@@ -123,9 +123,10 @@ class ParameterSpace:
             [int(c) for c in n_per_axis]
         axes = [np.linspace(0.0, 1.0, int(c)) if c > 1 else np.array([0.5]) for c in counts]
         u = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
-        return self._from_unit(u)
+        return self.from_unit(u)
 
-    def _from_unit(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
+    def from_unit(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Unit-box coordinates (n, P) to parameters (n, P), each axis in its scale (see ``unit_coordinates``)."""
         out = np.empty_like(u)
         for i, s in enumerate(self.scale):
             lo, hi = self.lower[i], self.upper[i]
@@ -184,3 +185,14 @@ class ParameterSpace:
             raise ParameterError(f"{name} contains NaN or infinite values")
         i = int(np.argmax(np.any((arr < self.lower) | (arr > self.upper), axis=1)))
         raise ParameterError(f"{name}[{i}] = {arr[i].tolist()} lies outside the parameter domain {self!r}")
+
+
+def unit_coordinates(space: ParameterSpace, mus: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Parameters (n_mu, P) mapped to the unit box (log axes in ``log mu``); float64, same shape."""
+    lo, hi = space.lower.copy(), space.upper.copy()
+    m = np.array(mus, dtype=np.float64)
+    for i, s in enumerate(space.scale):
+        if s == "log":
+            lo[i], hi[i], m[:, i] = np.log(lo[i]), np.log(hi[i]), np.log(m[:, i])
+    width = np.where(hi > lo, hi - lo, 1.0)
+    return (m - lo) / width

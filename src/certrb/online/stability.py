@@ -9,6 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import StabilityError
 from .coefficients import Coefficients, evaluate_coefficients
+from .lipschitz import LipschitzBound
 from .scm import SCMBound
 
 __all__ = ["MinThetaBound", "check_stability", "real_nonnegative", "stability_certificate"]
@@ -33,7 +34,8 @@ def stability_certificate(stability: object) -> str:
     """What a stability lower bound rests on: ``"<kind> (certified)"`` or ``"<kind> (assumed)"``.
 
     ``kind`` is ``"min-theta"`` for :class:`MinThetaBound`, ``"SCM"`` for
-    :class:`~certrb.online.scm.SCMBound`, else ``"user callable"``; certified when the object
+    :class:`~certrb.online.scm.SCMBound`, ``"Lipschitz grid"`` for
+    :class:`~certrb.online.lipschitz.LipschitzBound`, else ``"user callable"``; certified when the object
     carries ``certified=True`` (set by the certified offline builders). An object with a
     ``certificate`` string attribute (a wrapper of another bound, such as a cache of its
     values) is taken to forward that bound's certificate.
@@ -41,7 +43,7 @@ def stability_certificate(stability: object) -> str:
     forwarded = getattr(stability, "certificate", None)
     if isinstance(forwarded, str):  # a wrapper (e.g. a cache of a certified bound's values) forwards its source's
         return forwarded
-    kinds = ((MinThetaBound, "min-theta"), (SCMBound, "SCM"))
+    kinds = ((MinThetaBound, "min-theta"), (SCMBound, "SCM"), (LipschitzBound, "Lipschitz grid"))
     kind = next((name for cls, name in kinds if isinstance(stability, cls)), "user callable")
     return f"{kind} ({'certified' if getattr(stability, 'certified', False) is True else 'assumed'})"
 
