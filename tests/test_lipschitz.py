@@ -56,6 +56,21 @@ def test_continuity_constants_bound_the_term_norms_tightly():
     assert gamma[1] == pytest.approx(exact[1], rel=1e-6)
 
 
+def test_the_sparse_estimate_gives_the_same_certified_constants(monkeypatch):
+    import certrb.offline.lipschitz as lipschitz
+
+    K, M, _, x = p1_matrices(30)
+    X = (K + M).tocsr()
+    C = sp.diags(x.ravel()[: K.shape[0] - 1], 1, shape=K.shape)
+    terms = [M, (C + 2j * M).tocsr()]
+    dense = continuity_constants(terms, X)
+    monkeypatch.setattr(lipschitz, "_DENSE", 5)  # Lanczos on every term
+    sparse = continuity_constants(terms, X)
+    exact = np.array([np.linalg.norm(_whitened(A, X), 2) for A in terms])
+    assert np.all(sparse >= exact)
+    np.testing.assert_allclose(sparse, dense, rtol=1e-4)
+
+
 def test_a_zero_term_has_zero_constant():
     K, M, _, _ = p1_matrices(10)
     assert continuity_constants([sp.csr_matrix(K.shape)], (K + M).tocsr())[0] == 0.0

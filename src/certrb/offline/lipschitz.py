@@ -83,7 +83,13 @@ def _largest_magnitude(H: sp.csr_matrix, X: sp.csr_matrix) -> float:
         w = sla.eigh(H.toarray(), X.toarray(), eigvals_only=True)
         return float(np.abs(w).max())
     lu = spla.splu(sp.csc_matrix(X))
-    minv = spla.LinearOperator(X.shape, matvec=lu.solve, dtype=np.result_type(H.dtype, X.dtype))
+
+    def solve(b: NDArray) -> NDArray:  # a real factor solves the real and imaginary parts apart
+        if np.iscomplexobj(b) and not np.iscomplexobj(X.data):
+            return lu.solve(np.ascontiguousarray(b.real)) + 1j * lu.solve(np.ascontiguousarray(b.imag))
+        return lu.solve(b)
+
+    minv = spla.LinearOperator(X.shape, matvec=solve, dtype=np.result_type(H.dtype, X.dtype))
     try:
         w = spla.eigsh(H, k=1, M=X, Minv=minv, which="LM", tol=1e-6, return_eigenvectors=False)
     except spla.ArpackNoConvergence as exc:
