@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import certrb
-from certrb.online.evaluate import BLOCK, ROUND_UP, evaluate_batch
+from certrb.online.evaluate import BLOCK, ROUND_UP, evaluate_batch, with_output
 
 FIELDS = ("coefficients", "residual_norm", "stability", "bound", "relative_bound", "output", "output_bound",
           "interpolation_error", "roundoff", "estimate")
@@ -165,3 +165,20 @@ def test_output_can_be_skipped(small_greedy, mus600):
         assert res.output_bound is None
         full = model.evaluate(mus, n=5)
         assert np.array_equal(res.bound, full.bound)
+
+
+def test_with_output_adds_the_output_evaluate_batch_would_compute(small_problem, small_greedy, complex_problem,
+                                                                  mus600):
+    V = complex_problem.solve(complex_problem.parameter_space.sample(5, rng=7)).T
+    complex_model = certrb.reduce(certrb.OfflineBuilder(complex_problem, ("orthonormal", "expanded")), V)
+    cases = [(small_greedy.model, mus600[:40]), (complex_model, complex_problem.parameter_space.sample(7, rng=8))]
+    for model, mus in cases:
+        est = model.estimators[model.default_estimator]
+        full = evaluate_batch(model, mus, model.n_basis, est)
+        added = with_output(model, mus, evaluate_batch(model, mus, model.n_basis, est, output=False))
+        assert_same(added, full)
+    no_output = certrb.Problem(small_problem.operator, small_problem.rhs, small_problem.inner_product,
+                               small_problem.parameter_space, stability=small_problem.stability)
+    plain = certrb.reduce(certrb.OfflineBuilder(no_output), small_greedy.model.basis[:, :3])
+    res = evaluate_batch(plain, mus600[:3], 3, plain.estimators[plain.default_estimator], output=False)
+    assert with_output(plain, mus600[:3], res) is res  # no output: unchanged

@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ShapeError
 from .coefficients import evaluate_coefficients
-from .evaluate import OnlineResult, evaluate_batch
+from .evaluate import OnlineResult, evaluate_batch, with_output
 from .model import ReducedModel
 from .parameters import ParameterSpace, unit_coordinates
 from .stability import check_stability
@@ -195,17 +195,22 @@ class Dictionary:
         """:meth:`evaluate` at one parameter (1, P): the candidates in order, the first smallest bound wins."""
         shared = self._shared_coefficients(m)
 
-        def one(j: int) -> OnlineResult:
+        def one(j: int, with_out: bool) -> OnlineResult:
             model = self.models[j]
             return evaluate_batch(model, m, model.n_basis, model.estimators[model.default_estimator],
-                                  stability=beta[id(model.stability)], output=output, coefficients=shared)
+                                  stability=beta[id(model.stability)], output=with_out, coefficients=shared)
 
         order = cand.tolist()
-        best_j, best = order[0], one(order[0])
-        for j in order[1:]:
-            res = one(j)
-            if res.bound[0] < best.bound[0]:
-                best, best_j = res, j
+        if len(order) == 1:
+            best_j, best = order[0], one(order[0], output)
+        else:  # the bounds decide; only the chosen model's output is evaluated
+            best_j, best = order[0], one(order[0], False)
+            for j in order[1:]:
+                res = one(j, False)
+                if res.bound[0] < best.bound[0]:
+                    best, best_j = res, j
+            if output:
+                best = with_output(self.models[best_j], m, best, shared)
         coefficients = np.zeros((1, int(self._n_max)), dtype=best.coefficients.dtype)
         coefficients[:, : best.coefficients.shape[1]] = best.coefficients
         return DictionaryResult(coefficients, best.residual_norm, best.stability, best.bound, best.relative_bound,

@@ -11,7 +11,7 @@ same formulas, same IEEE operations, fewer numpy calls.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from .stability import check_stability
 if TYPE_CHECKING:
     from .model import ReducedModel
 
-__all__ = ["BLOCK", "OnlineResult", "evaluate_batch"]
+__all__ = ["BLOCK", "OnlineResult", "evaluate_batch", "with_output"]
 
 BLOCK = 256
 """Parameters per block of a large batch (about twice as fast as one huge batched solve)."""
@@ -154,13 +154,11 @@ def _evaluate_block(model: ReducedModel, m: NDArray[np.float64], n: int, est: Es
         return _evaluate_one(model, m, theta, phi, c, eps, fp, beta, est.name, output)
     beta = check_stability(beta, m.shape[0])
     delta = None if model.interpolation is None else model.interpolation(m, c)
-    plain = eps if delta is None else eps + delta
+    plain, certified = _residual_bounds(eps, delta, fp)
     estimate = plain / beta
-    if fp.size and np.isnan(fp[0]):  # no round-off certificate: the bound is the estimate
-        certified, bound = plain, estimate
-    else:  # (eps + delta_fp [+ indicator]) / beta, rounded up past the three roundings
-        certified = plain + fp
-        bound = certified / beta * ROUND_UP
+    # (eps + delta_fp [+ indicator]) / beta, rounded up past the three roundings; without a
+    # round-off certificate the bound is the estimate
+    bound = estimate if certified is plain else certified / beta * ROUND_UP
     norm_u = np.sqrt(np.einsum("mn,mn->m", c.conj(), c).real)
     rel = np.divide(bound, norm_u, out=np.full_like(bound, np.inf), where=norm_u > 0)
     out = out_bound = None
@@ -168,6 +166,30 @@ def _evaluate_block(model: ReducedModel, m: NDArray[np.float64], n: int, est: Es
         out, out_bound = model.output.evaluate(m, theta, phi, c, certified * ROUND_UP, beta)
     return OnlineResult(c, eps, beta, bound, rel, out, out_bound, est.name, n, delta, fp, estimate,
                         model.certificate)
+
+
+def _residual_bounds(eps: NDArray, delta: NDArray | None, fp: NDArray | None) -> tuple[NDArray, NDArray]:
+    """``(plain, certified)``: ``eps [+ indicator]``, and that plus ``delta_fp`` (``plain`` itself if none)."""
+    plain = eps if delta is None else eps + delta
+    return plain, plain if fp is None or (fp.size and np.isnan(fp[0])) else plain + fp
+
+
+def with_output(model: ReducedModel, mus: NDArray[np.float64], result: OnlineResult,
+                coefficients: tuple[NDArray, NDArray] | None = None) -> OnlineResult:
+    """``result``, evaluated with ``output=False`` at validated ``mus`` (n_mu, P), with the output and its bound.
+
+    The same output and bound :func:`evaluate_batch` computes with ``output=True``; a model
+    without an output returns ``result`` unchanged. ``coefficients`` as in :func:`evaluate_batch`.
+    """
+    if model.output is None:
+        return result
+    if coefficients is None:
+        coefficients = (evaluate_coefficients(model.operator_coefficients, mus, model.A_N.shape[0], "operator"),
+                        evaluate_coefficients(model.rhs_coefficients, mus, model.f_N.shape[0], "rhs"))
+    _, certified = _residual_bounds(result.residual_norm, result.interpolation_error, result.roundoff)
+    out, out_bound = model.output.evaluate(mus, *coefficients, result.coefficients, certified * ROUND_UP,
+                                           result.stability)
+    return replace(result, output=out, output_bound=out_bound)
 
 
 def _evaluate_one(model: ReducedModel, m: NDArray, theta: NDArray, phi: NDArray, c: NDArray, eps: NDArray,
