@@ -225,7 +225,7 @@ def _sine_below_euclidean(comparison: dict, key: str) -> list[bool]:
 def dictionary_study(problem: Problem, *, tol: float, max_basis: int, n_train: int = 300, n_test: int = 100,
                      n_clusters: int | str = "auto", max_clusters: int = 12,
                      counts: Sequence[int] = (2, 4, 6, 8, 12), n_batch: int = 2000, n_single: int = 200,
-                     repeats: int = 3, seed: int = 0, progress: Progress | None = None) -> dict:
+                     repeats: int = 7, seed: int = 0, progress: Progress | None = None) -> dict:
     """Run the study on one problem; returns a JSON-ready dict (see the module docstring).
 
     Parameters
