@@ -182,6 +182,26 @@ def test_greedy_survives_a_killed_dask_worker(tb):
     assert [s.max_bound for s in result.history] == [s.max_bound for s in serial.history]
 
 
+@pytest.mark.dask
+def test_a_broadcast_that_times_out_is_retried(tb, dask_client, monkeypatch):
+    """A broadcast that never returns (a killed worker, rarely) fails after a timeout and is sent again."""
+    calls = []
+    real = dask_client.scatter
+
+    def flaky(*args, **kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise TimeoutError("scatter timed out")  # what Client.scatter raises at its timeout
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dask_client, "scatter", flaky)
+    mus = tb.parameter_space.sample(4, rng=9)
+    with ParallelMap(client=dask_client, chunk_size=2) as pm:
+        assert np.array_equal(solve_snapshots(tb, mus, parallel=pm), tb.solve(mus))
+    assert len(calls) == 2
+    assert all(0 < c["timeout"] < np.inf and c["broadcast"] for c in calls)
+
+
 def scheduler_clients(client) -> set[str]:
     """Ids of the clients connected to the scheduler of ``client``."""
     return set(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.clients)))

@@ -42,6 +42,7 @@ _DIST_HINT = 'dask.distributed is needed for a dask backend: pip install "certrb
 _WORKER_CACHE: OrderedDict[str, Any] = OrderedDict()  # per-process cache of shipped objects
 _WORKER_CACHE_SIZE = 2
 _SCATTER_WAIT = 0.5  # seconds before a failed broadcast is retried (the scheduler drops the dead worker)
+_SCATTER_TIMEOUT = 60.0  # seconds a broadcast may take before it counts as failed (and is retried)
 
 
 def _dumps(obj: object) -> bytes:
@@ -352,11 +353,16 @@ class ParallelMap:
         return handle
 
     def _scatter(self, portable: _Portable) -> Any:
-        """Broadcast to every dask worker; retried when a worker died since the last map."""
+        """Broadcast to every dask worker; retried when a worker died since the last map.
+
+        A broadcast that meets a worker killed since the last map either fails (distributed's
+        CommClosedError) or, rarely, never returns; both count as a failure after
+        ``_SCATTER_TIMEOUT`` seconds (TimeoutError), and the broadcast is retried.
+        """
         for attempt in range(self._retries + 1):
             try:
-                return self._dask_client().scatter(portable, broadcast=True, hash=False)
-            except OSError:  # distributed's CommClosedError: the scheduler still listed a dead worker
+                return self._dask_client().scatter(portable, broadcast=True, hash=False, timeout=_SCATTER_TIMEOUT)
+            except OSError:  # CommClosedError and TimeoutError: the scheduler still listed a dead worker
                 if attempt == self._retries:
                     raise
                 log.warning("scatter to a lost worker failed; retrying")
