@@ -312,3 +312,13 @@ def test_log_samples_inside_and_reproducible(seed, n):
     mus = s.sample(n, rng=seed)
     np.testing.assert_array_equal(s.validate(mus), mus)
     np.testing.assert_array_equal(mus, s.sample(n, rng=seed))
+
+
+def test_unit_coordinates_round_trip_in_each_axis_scale():
+    space = ParameterSpace(["a", "b", "c"], [0.1, -2.0, 3.0], [10.0, 2.0, 3.0], scale=["log", "linear", "linear"])
+    mus = space.sample(50, rng=0)
+    u = space.to_unit(mus)
+    assert np.all((u >= 0) & (u <= 1))
+    np.testing.assert_allclose(u[:, 0], np.log(mus[:, 0] / 0.1) / np.log(100.0), rtol=1e-13)
+    assert np.all(u[:, 2] == 0)  # a fixed axis
+    np.testing.assert_allclose(space.from_unit(u), mus, rtol=1e-13)

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ShapeError
-from ..online.parameters import ParameterSpace, unit_coordinates
+from ..online.parameters import ParameterSpace
 from .innerproduct import InnerProduct
 
 __all__ = ["METHODS", "Clustering", "Prediction", "cluster", "gram", "kmeans", "kmedoids", "predict",
@@ -171,7 +171,7 @@ def cluster(method: str, n_clusters: int, mus: NDArray[np.float64], space: Param
         labels = np.argmin(d[:, medoids], axis=1).astype(np.intp)
         labels[medoids] = np.arange(medoids.size)
         return Clustering(labels, mus[medoids].copy(), method)
-    points = unit_coordinates(space, mus) if method == "euclidean-parameters" else _snapshot_coordinates(G)
+    points = space.to_unit(mus) if method == "euclidean-parameters" else _snapshot_coordinates(G)
     labels = _compact(kmeans(points, n_clusters, rng)) if n_clusters > 1 else np.zeros(n, dtype=np.intp)
     centers = []
     for c in range(int(labels.max()) + 1):

@@ -20,7 +20,6 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import ShapeError
 from ..online.dictionary import Dictionary, check_selection
 from ..online.model import ReducedModel
-from ..online.parameters import unit_coordinates
 from ..parallel import ParallelMap
 from .clustering import METHODS, Clustering, Prediction, cluster, gram, predict
 from .greedy import weak_greedy
@@ -105,7 +104,7 @@ def training_sets(clustering: Clustering, space: Any, mus: NDArray[np.float64]) 
         Sorted indices into ``mus``, one array per cluster.
 
     """
-    u, c = unit_coordinates(space, mus), unit_coordinates(space, clustering.centers)
+    u, c = space.to_unit(mus), space.to_unit(clustering.centers)
     near = np.argmin(((u[:, None, :] - c[None]) ** 2).sum(axis=2), axis=1)
     return [np.flatnonzero((clustering.labels == k) | (near == k)) for k in range(clustering.n_clusters)]
 

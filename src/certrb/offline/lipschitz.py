@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from ..errors import StabilityError
 from ..online.lipschitz import LipschitzBound
+from ..online.parameters import ParameterSpace
 from ..online.stability import stability_certificate
 from .certify import certify_psd, hermitian_sum
 from .problem import Problem
@@ -59,19 +60,18 @@ def continuity_constants(terms: Sequence[sp.spmatrix], X: sp.spmatrix) -> NDArra
         AH = sp.csr_matrix(A.conj().T)
         # Hermitian part (A + A^H) / 2, and i times the skew part: i (A - A^H) / 2, both exactly Hermitian
         for parts in ([(0.5, A), (0.5, AH)], [(0.5, 1j * A), (-0.5, 1j * AH)]):
-            if (parts[0][1] * (2 * parts[0][0]) + parts[1][1] * (2 * parts[1][0])).count_nonzero() == 0:
-                continue
-            out[q] += _norm_bound(parts, X, q)
+            H = sp.csr_matrix(parts[0][0] * parts[0][1] + parts[1][0] * parts[1][1])
+            if H.count_nonzero():
+                out[q] += _norm_bound(H, parts, X, q)
     return out
 
 
-def _norm_bound(parts: list[tuple[float, sp.csr_matrix]], X: sp.csr_matrix, q: int) -> float:
-    """Proved ``t >= max |lambda(H, X)|`` for the Hermitian ``H = sum c_k M_k`` of ``parts``."""
-    H = sp.csr_matrix(parts[0][0] * parts[0][1] + parts[1][0] * parts[1][1])
+def _norm_bound(H: sp.csr_matrix, parts: list[tuple[float, sp.csr_matrix]], X: sp.csr_matrix, q: int) -> float:
+    """Proved ``t >= max |lambda(H, X)|`` for ``H``, the computed sum of ``parts`` (proofs use the exact sum)."""
     estimate = _largest_magnitude(H, X)
+    minus = [(-c, M) for c, M in parts]
     for step in _STEPS:
         t = max(estimate, np.finfo(float).tiny) * (1 + step)
-        minus = [(-c, M) for c, M in parts]
         if certify_psd(*hermitian_sum([(t, X), *minus])) and certify_psd(*hermitian_sum([(t, X), *parts])):
             return float(t)
     raise StabilityError(f"no bound of the norm of operator term {q} could be certified (estimate {estimate:.6g})")
@@ -140,29 +140,43 @@ def lipschitz_grid(problem: Problem, *, source: Callable[[NDArray[np.float64]], 
         raise ValueError(f"nodes must be at least 2 per axis; got {nodes!r}")
     gamma = continuity_constants(operator.terms, problem.inner_product.matrix)
     certified = stability_certificate(source).endswith("(certified)")
+    axes = [np.linspace(0.0, 1.0, int(c)) for c in counts]  # unit coordinates of the nodes, per axis
+    known: dict[bytes, tuple[NDArray[np.float64], float]] = {}  # a level's centres are the next one's nodes
     while True:
-        grid = space.grid([int(c) for c in counts])
-        values = np.asarray(source(grid), dtype=np.float64)
+        mus, values = _source_values(source, space, _tensor(axes), known)
         if not (values > 0).all():
             raise StabilityError(f"the source stability bound is not positive at node mu = "
-                                 f"{grid[int(np.argmin(values > 0))].tolist()}")
-        bound = LipschitzBound(operator.coefficients, space, values.reshape(tuple(counts)), operator.theta(grid),
-                               gamma, certified)
-        ratio = _centre_ratio(bound, source, counts)
-        if ratio >= target or (2 * counts - 1 > max_nodes).any():
+                                 f"{mus[int(np.argmin(values > 0))].tolist()}")
+        bound = LipschitzBound(operator.coefficients, space, values.reshape(tuple(a.size for a in axes)),
+                               operator.theta(mus), gamma, certified)
+        mids = [(a[:-1] + a[1:]) / 2 for a in axes]
+        centres, reference = _source_values(source, space, _tensor(mids), known)
+        try:
+            ratio = float(np.min(bound(centres) / reference))
+        except StabilityError:  # not positive at a centre
+            ratio = 0.0
+        if ratio >= target or any(2 * a.size - 1 > max_nodes for a in axes):
             return replace(bound, quality=ratio)
-        counts = 2 * counts - 1
+        axes = [np.sort(np.concatenate([a, m])) for a, m in zip(axes, mids, strict=True)]
 
 
-def _centre_ratio(bound: LipschitzBound, source: Callable, counts: NDArray) -> float:
-    """Smallest ratio of the grid bound to the source at the cell centres (0 where it is not positive)."""
-    space = bound.space
-    axes = [(np.arange(c - 1) + 0.5) / (c - 1) for c in counts]
-    u = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
-    centres = space.from_unit(u)
-    reference = np.asarray(source(centres), dtype=np.float64)
-    try:
-        values = bound(centres)
-    except StabilityError:
-        return 0.0
-    return float(np.min(values / reference))
+def _tensor(axes: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
+    """The tensor grid of per-axis unit coordinates, (prod n_i, P) in C order."""
+    return np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")], axis=1)
+
+
+def _source_values(source: Callable, space: ParameterSpace, u: NDArray[np.float64],
+                   known: dict[bytes, tuple[NDArray[np.float64], float]]) -> tuple[NDArray[np.float64], NDArray]:
+    """Parameters (n, P) of unit coordinates ``u`` and ``source`` there (n,), evaluated only where not ``known``.
+
+    A parameter is mapped from its unit coordinates once and kept with its value, so that the
+    coefficients at a node are those of the very parameter the source was evaluated at.
+    """
+    keys = [row.tobytes() for row in u]
+    new = [i for i, key in enumerate(keys) if key not in known]
+    if new:
+        mus = space.from_unit(u[new])
+        fresh = np.asarray(source(mus), dtype=np.float64)
+        known.update(zip((keys[i] for i in new), zip(mus, fresh.tolist(), strict=True), strict=True))
+    pairs = [known[key] for key in keys]
+    return np.array([mu for mu, _ in pairs]), np.array([value for _, value in pairs])

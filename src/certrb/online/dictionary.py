@@ -28,7 +28,7 @@ from ..errors import ShapeError
 from .coefficients import evaluate_coefficients
 from .evaluate import OnlineResult, evaluate_batch, with_output
 from .model import ReducedModel
-from .parameters import ParameterSpace, unit_coordinates
+from .parameters import ParameterSpace
 from .stability import check_stability
 
 __all__ = ["SELECTIONS", "Dictionary", "DictionaryResult"]
@@ -110,7 +110,7 @@ class Dictionary:
         c = c.copy()
         c.flags.writeable = False
         for key, value in (("models", models), ("centers", c), ("selection", selection),
-                           ("n_candidates", int(n_candidates)), ("_unit_centers", unit_coordinates(space, c)),
+                           ("n_candidates", int(n_candidates)), ("_unit_centers", space.to_unit(c)),
                            ("_n_max", max(m.n_basis for m in models)),
                            ("_same_coefficients", all(m.operator_coefficients is models[0].operator_coefficients
                                                       and m.rhs_coefficients is models[0].rhs_coefficients
@@ -134,7 +134,7 @@ class Dictionary:
     def _candidates(self, m: NDArray[np.float64], selection: str | None) -> NDArray[np.intp]:
         rule = check_selection(self.selection if selection is None else selection)
         k = {"nearest": 1, "bound": len(self.models), "nearest-then-bound": self.n_candidates}[rule]
-        d = ((unit_coordinates(self.parameter_space, m)[:, None, :] - self._unit_centers[None]) ** 2).sum(axis=2)
+        d = ((self.parameter_space.to_unit(m)[:, None, :] - self._unit_centers[None]) ** 2).sum(axis=2)
         if k == 1:
             return np.argmin(d, axis=1).astype(np.intp)[:, None]
         return np.argsort(d, axis=1, kind="stable")[:, :k].astype(np.intp)

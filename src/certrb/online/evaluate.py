@@ -158,7 +158,8 @@ def _evaluate_block(model: ReducedModel, m: NDArray[np.float64], n: int, est: Es
     estimate = plain / beta
     # (eps + delta_fp [+ indicator]) / beta, rounded up past the three roundings; without a
     # round-off certificate the bound is the estimate
-    bound = estimate if certified is plain else certified / beta * ROUND_UP
+    bound = estimate if certified is None else certified / beta * ROUND_UP
+    certified = plain if certified is None else certified
     norm_u = np.sqrt(np.einsum("mn,mn->m", c.conj(), c).real)
     rel = np.divide(bound, norm_u, out=np.full_like(bound, np.inf), where=norm_u > 0)
     out = out_bound = None
@@ -168,10 +169,10 @@ def _evaluate_block(model: ReducedModel, m: NDArray[np.float64], n: int, est: Es
                         model.certificate)
 
 
-def _residual_bounds(eps: NDArray, delta: NDArray | None, fp: NDArray | None) -> tuple[NDArray, NDArray]:
-    """``(plain, certified)``: ``eps [+ indicator]``, and that plus ``delta_fp`` (``plain`` itself if none)."""
+def _residual_bounds(eps: NDArray, delta: NDArray | None, fp: NDArray | None) -> tuple[NDArray, NDArray | None]:
+    """``(plain, certified)``: ``eps [+ indicator]``, and that plus ``delta_fp`` (None without a round-off bound)."""
     plain = eps if delta is None else eps + delta
-    return plain, plain if fp is None or (fp.size and np.isnan(fp[0])) else plain + fp
+    return plain, None if fp is None or (fp.size and np.isnan(fp[0])) else plain + fp
 
 
 def with_output(model: ReducedModel, mus: NDArray[np.float64], result: OnlineResult,
@@ -186,9 +187,9 @@ def with_output(model: ReducedModel, mus: NDArray[np.float64], result: OnlineRes
     if coefficients is None:
         coefficients = (evaluate_coefficients(model.operator_coefficients, mus, model.A_N.shape[0], "operator"),
                         evaluate_coefficients(model.rhs_coefficients, mus, model.f_N.shape[0], "rhs"))
-    _, certified = _residual_bounds(result.residual_norm, result.interpolation_error, result.roundoff)
-    out, out_bound = model.output.evaluate(mus, *coefficients, result.coefficients, certified * ROUND_UP,
-                                           result.stability)
+    plain, certified = _residual_bounds(result.residual_norm, result.interpolation_error, result.roundoff)
+    out, out_bound = model.output.evaluate(mus, *coefficients, result.coefficients,
+                                           (plain if certified is None else certified) * ROUND_UP, result.stability)
     return replace(result, output=out, output_bound=out_bound)
 
 

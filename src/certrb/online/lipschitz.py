@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ShapeError, StabilityError
 from .coefficients import Coefficients, evaluate_coefficients
-from .parameters import ParameterSpace, unit_coordinates
+from .parameters import ParameterSpace
 
 __all__ = ["LipschitzBound"]
 
@@ -109,7 +109,7 @@ class LipschitzBound:
     def _lower(self, mus: NDArray[np.float64], theta: NDArray) -> NDArray[np.float64]:
         """:meth:`__call__` with the coefficients ``theta`` (n_mu, Q) at the validated ``mus`` given."""
         n = np.array(self.values.shape)
-        cell = np.minimum(np.maximum(unit_coordinates(self.space, mus) * (n - 1), 0).astype(np.intp), n - 2)
+        cell = np.minimum(np.maximum(self.space.to_unit(mus) * (n - 1), 0).astype(np.intp), n - 2)
         nodes = (cell @ self._strides)[:, None] + self._offsets[None]  # flat indices of the cell's 2^P corners
         # sum_q gamma_q |dtheta_q| rounded up: each |difference| and product within (1 + 2 eps), the sum of Q
         # non-negative terms within (1 + Q eps)

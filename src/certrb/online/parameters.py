@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ParameterError
 
-__all__ = ["ParameterSpace", "unit_coordinates"]
+__all__ = ["ParameterSpace"]
 
 _SCALES = ("linear", "log")
 
@@ -125,8 +125,18 @@ class ParameterSpace:
         u = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
         return self.from_unit(u)
 
+    def to_unit(self, mus: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Parameters (n, P) to unit-box coordinates (log axes in ``log mu``); float64, same shape."""
+        lo, hi = self.lower.copy(), self.upper.copy()
+        m = np.array(mus, dtype=np.float64)
+        for i, s in enumerate(self.scale):
+            if s == "log":
+                lo[i], hi[i], m[:, i] = np.log(lo[i]), np.log(hi[i]), np.log(m[:, i])
+        width = np.where(hi > lo, hi - lo, 1.0)
+        return (m - lo) / width
+
     def from_unit(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Unit-box coordinates (n, P) to parameters (n, P), each axis in its scale (see ``unit_coordinates``)."""
+        """Unit-box coordinates (n, P) to parameters (n, P), each axis in its scale (inverse of :meth:`to_unit`)."""
         out = np.empty_like(u)
         for i, s in enumerate(self.scale):
             lo, hi = self.lower[i], self.upper[i]
@@ -186,13 +196,3 @@ class ParameterSpace:
         i = int(np.argmax(np.any((arr < self.lower) | (arr > self.upper), axis=1)))
         raise ParameterError(f"{name}[{i}] = {arr[i].tolist()} lies outside the parameter domain {self!r}")
 
-
-def unit_coordinates(space: ParameterSpace, mus: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Parameters (n_mu, P) mapped to the unit box (log axes in ``log mu``); float64, same shape."""
-    lo, hi = space.lower.copy(), space.upper.copy()
-    m = np.array(mus, dtype=np.float64)
-    for i, s in enumerate(space.scale):
-        if s == "log":
-            lo[i], hi[i], m[:, i] = np.log(lo[i]), np.log(hi[i]), np.log(m[:, i])
-    width = np.where(hi > lo, hi - lo, 1.0)
-    return (m - lo) / width
