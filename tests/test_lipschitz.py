@@ -149,6 +149,8 @@ def test_model_file_round_trip(helmholtz, grid, tmp_path):
     model = certrb.weak_greedy(problem, problem.parameter_space.sample(40, rng=1), tol=1e-6, max_basis=10).model
     path = tmp_path / "lipschitz.h5"
     certrb.save(model, path)
+    with pytest.raises(ModelFileError, match="trusted"):  # the coefficients are an import path: not followed
+        certrb.load(path)
     loaded = certrb.load(path, trusted=True)
     assert isinstance(loaded.stability, LipschitzBound)
     ks = np.linspace(1.0, 8.0, 50)[:, None]
