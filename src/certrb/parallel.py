@@ -15,6 +15,7 @@ This module is a generic leaf: it knows nothing of certrb's objects (a
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -356,12 +357,16 @@ class ParallelMap:
         """Broadcast to every dask worker; retried when a worker died since the last map.
 
         A broadcast that meets a worker killed since the last map either fails (distributed's
-        CommClosedError) or, rarely, never returns; both count as a failure after
-        ``_SCATTER_TIMEOUT`` seconds (TimeoutError), and the broadcast is retried.
+        CommClosedError) or, rarely, never returns (the scheduler's replication keeps waiting for
+        the dead worker; ``scatter``'s own ``timeout`` covers only the wait for workers). Both
+        count as a failure, the second after ``_SCATTER_TIMEOUT`` seconds (TimeoutError), and
+        the broadcast is retried.
         """
+        client = self._dask_client()
+        send = functools.partial(client.scatter, portable, broadcast=True, hash=False, asynchronous=True)
         for attempt in range(self._retries + 1):
             try:
-                return self._dask_client().scatter(portable, broadcast=True, hash=False, timeout=_SCATTER_TIMEOUT)
+                return client.sync(send, callback_timeout=_SCATTER_TIMEOUT)
             except OSError:  # CommClosedError and TimeoutError: the scheduler still listed a dead worker
                 if attempt == self._retries:
                     raise
