@@ -278,3 +278,22 @@ def test_killed_save_leaves_no_file(data_model, tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert os.listdir(folder) == []
 
+
+
+def test_an_interrupt_that_h5py_turns_into_an_oserror_is_re_raised(data_model, tmp_path, monkeypatch):
+    """h5py may report Ctrl-C inside its driver's write during close as an OSError: the interrupt wins."""
+    path = tmp_path / "m.h5"
+    certrb.save(data_model, path)
+    before = path.read_bytes()
+
+    def interrupted_in_close(h5py, f, data, attrs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise OSError("File close failed (driver write request failed)") from None
+
+    monkeypatch.setattr(io_write, "_write", interrupted_in_close)
+    with pytest.raises(KeyboardInterrupt):
+        certrb.save(data_model, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5"]

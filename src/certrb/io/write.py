@@ -125,10 +125,25 @@ class _FileObject:
             with h5py.File(self, "w") as f:
                 _write(h5py, f, data, attrs)
         except BaseException as exc:
-            if self.error is not None and self.error is not exc:
-                raise self.error from exc
+            cause = self.error if self.error is not None else _interrupt_behind(exc)
+            if cause is not None and cause is not exc:
+                raise cause from exc
             raise
         self.flush()
+
+
+def _interrupt_behind(exc: BaseException) -> BaseException | None:
+    """A KeyboardInterrupt (or other non-``Exception``) that ``exc`` was raised while handling, if any.
+
+    h5py can turn an interrupt inside its file driver's write, during ``close``, into an
+    ``OSError`` ("driver write request failed") whose context is the interrupt.
+    """
+    seen = exc.__context__
+    while seen is not None:
+        if not isinstance(seen, Exception):
+            return seen
+        seen = seen.__context__
+    return None
 
 
 def _write(h5py: Any, f: Any, data: Datasets, attrs: Attrs) -> None:
