@@ -119,7 +119,7 @@ def _mutate_array(arr, how, position):
         return -arr if arr.dtype.kind in "fc" and np.any(arr) else None
     if arr.dtype.kind not in "biufc" or (arr.dtype.kind == "c" and np.dtype(how).kind != "c"):
         return None  # not numeric, or a cast that drops imaginary parts
-    with np.errstate(invalid="ignore"):  # NaN or inf cast to an integer
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN or inf cast to an integer, huge values to float32
         return arr.astype(how)
 
 
